@@ -1,0 +1,108 @@
+"""`lmnas`: the library's stages from the command line, without Snakemake."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from lmnas.errors import LmnasError
+
+
+def _search(args: argparse.Namespace) -> None:
+    from lmnas.config import load_yaml
+    from lmnas.search.workflow import search_from_config
+
+    section = load_yaml(args.config)["search"] if args.config else {}
+    section.setdefault("space", {})
+    section.setdefault("strategy", {})
+    section.setdefault("evaluator", {"name": "table" if args.data is None else "proxy"})
+    section.setdefault("budget", {})
+    if args.space:
+        section["space"] = {"name": args.space} if section["space"].get("name") != args.space else section["space"]
+    if args.strategy:
+        section["strategy"] = {"name": args.strategy} if section["strategy"].get("name") != args.strategy else section["strategy"]
+    if args.evaluator:
+        section["evaluator"]["name"] = args.evaluator
+    if args.budget:
+        section["budget"]["evaluations"] = args.budget
+    for what in ("space", "strategy"):
+        if "name" not in section[what]:
+            raise LmnasError(f"--{what} is required (or a config file with search.{what}.name)")
+    section["budget"].setdefault("evaluations", 100)
+    summary = search_from_config(
+        section,
+        data_dir=Path(args.data) if args.data else None,
+        archgpt_dir=Path(args.archgpt) if args.archgpt else None,
+        out_dir=Path(args.out),
+        seed=args.seed,
+        device=args.device,
+        progress=not args.quiet,
+    )
+    keys = ("genotype", "accuracy", "test_accuracy", "evaluations", "stopped_because")
+    print(json.dumps({k: summary[k] for k in keys if k in summary}, indent=2))
+
+
+def _arch(args: argparse.Namespace) -> None:
+    from lmnas.models import measure
+    from lmnas.spaces import create_space
+
+    settings = json.loads(args.settings) if args.settings else {}
+    space = create_space(args.space, **settings)
+    genotype = space.parse(args.genotype)
+    model = space.build(genotype)
+    print(json.dumps({"space": space.name, "genotype": space.key(genotype), **measure(model, space.input_shape),
+                      "input_shape": list(space.input_shape)}, indent=2))
+
+
+def _list(args: argparse.Namespace) -> None:
+    from lmnas.evaluation import EVALUATORS
+    from lmnas.spaces import SPACES
+    from lmnas.strategies import STRATEGIES
+
+    for registry in (SPACES, STRATEGIES, EVALUATORS):
+        print(f"{registry.kind}: {', '.join(registry.names())}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lmnas", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("search", help="run a search and write journal.parquet, best.json, curve.png")
+    s.add_argument("--config", help="YAML whose `search:` section gives space/strategy/evaluator settings")
+    s.add_argument("--space")
+    s.add_argument("--strategy")
+    s.add_argument("--evaluator", help="default: table lookup, or proxy training when --data is given")
+    s.add_argument("--budget", type=int, help="evaluations (default 100)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--out", required=True, help="output folder (resumes if it holds a journal)")
+    s.add_argument("--data", help="prepared dataset folder (for the proxy evaluator)")
+    s.add_argument("--archgpt", help="fine-tuned architecture GPT folder (for ga-gpt)")
+    s.add_argument("--device", default="auto")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.set_defaults(func=_search)
+
+    a = sub.add_parser("arch", help="params and FLOPs (multiply-adds) of one genotype's network")
+    a.add_argument("--space", required=True)
+    a.add_argument("--genotype", required=True, help="the canonical key, as the benchmark tables write it")
+    a.add_argument("--settings", help="space settings as JSON, e.g. '{\"min_blocks\": 4}'")
+    a.set_defaults(func=_arch)
+
+    ls = sub.add_parser("list", help="registered spaces, strategies and evaluators")
+    ls.set_defaults(func=_list)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except LmnasError as error:
+        print(f"lmnas: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

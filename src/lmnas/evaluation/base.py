@@ -1,0 +1,34 @@
+"""The evaluator contract: one call for every fidelity, returning metrics and the cost spent."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
+
+from lmnas.spaces.base import Genotype, SearchSpace
+
+
+@dataclass
+class EvalResult:
+    """`metrics["accuracy"]` (percent) is what the search maximises; other metrics are reported."""
+
+    metrics: dict[str, float]
+    cost_s: float  # seconds of compute spent (training time, or the table's recorded cost)
+    params: int | None = None
+    flops: int | None = None  # multiply-adds for one image
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def accuracy(self) -> float:
+        return self.metrics["accuracy"]
+
+
+class Evaluator(ABC):
+    name: str = ""
+
+    @abstractmethod
+    def evaluate(self, space: SearchSpace, genotype: Genotype, *, seed: int) -> EvalResult: ...
+
+    def settings(self) -> dict[str, Any]:
+        return {"name": self.name}

@@ -1,0 +1,73 @@
+from pathlib import Path
+
+import pytest
+
+from lmnas.config import load_yaml, merge, resolve
+from lmnas.errors import LmnasError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def default_config():
+    return load_yaml(REPO / "config" / "config.yaml")
+
+
+def test_default_config_is_valid():
+    cfg = resolve(default_config(), REPO)
+    assert cfg.run_name == "default"
+    assert cfg.results_dir == Path("results/default")
+
+
+@pytest.mark.parametrize("paper", sorted((REPO / "config" / "paper").glob("*.yaml")), ids=lambda p: p.name)
+def test_paper_configs_merge_into_valid_configs(paper, tmp_path):
+    merged = merge(default_config(), load_yaml(paper))
+    # Paper configs point at real datasets that are not on this machine: only the schema is checked.
+    from lmnas.config import validate
+
+    validate(merged, str(paper))
+
+
+def test_negative_population_names_the_field():
+    config = default_config()
+    config["search"]["strategy"]["population"] = -3
+    with pytest.raises(LmnasError, match=r"search\.strategy\.population: -3 is less than the minimum of 2"):
+        resolve(config, REPO)
+
+
+def test_bad_enum_lists_allowed_values():
+    config = default_config()
+    config["datasets"]["digits04"]["source"] = "mnist"
+    with pytest.raises(LmnasError, match=r"datasets\.digits04\.source: 'mnist' is not allowed; allowed values: \['digits'"):
+        resolve(config, REPO)
+
+
+def test_unknown_key_lists_allowed_keys():
+    config = default_config()
+    config["retrain"]["recipe"]["epoch"] = 3
+    with pytest.raises(LmnasError, match=r"retrain\.recipe: .*'epoch'.*allowed keys"):
+        resolve(config, REPO)
+
+
+def test_undefined_dataset_reference():
+    config = default_config()
+    config["transfer"]["dataset"] = "cifar10"
+    with pytest.raises(LmnasError, match=r"transfer\.dataset: 'cifar10' is not defined"):
+        resolve(config, REPO)
+
+
+def test_missing_dataset_root_names_the_path(tmp_path):
+    config = default_config()
+    config["datasets"]["cifar"] = {"source": "cifar10", "root": str(tmp_path / "nowhere"), "download": False}
+    with pytest.raises(LmnasError, match=r"datasets\.cifar\.root: dataset folder not found: .*nowhere"):
+        resolve(config, REPO)
+
+
+def test_missing_corpus_file_without_fallback(tmp_path):
+    config = default_config()
+    config["corpus"]["nasbench101"] = {"path": str(tmp_path / "nb101.json"), "generate_if_missing": 0}
+    with pytest.raises(LmnasError, match=r"corpus\.nasbench101\.path: file not found: .*nb101\.json"):
+        resolve(config, REPO)
+
+
+def test_merge_is_deep():
+    assert merge({"a": {"b": 1, "c": 2}, "d": 3}, {"a": {"b": 5}}) == {"a": {"b": 5, "c": 2}, "d": 3}

@@ -1,0 +1,111 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from lmnas.search.journal import Journal
+from lmnas.search.runner import Budget, run_search
+from lmnas.spaces import create_space
+from lmnas.strategies import create_strategy
+
+sys.path.insert(0, str(Path(__file__).parent))
+from synthetic import SyntheticEvaluator  # noqa: E402
+
+SPACE = {"min_blocks": 3, "max_blocks": 6, "stage_widths": [16, 32, 64], "input_shape": [1, 8, 8], "num_classes": 5}
+
+
+def run(tmp_path, strategy="ga", budget=40, seed=0, evaluator=None, **settings):
+    space = create_space("gptnas-blocks", **SPACE)
+    strat = create_strategy(strategy, space=space, seed=seed, **settings)
+    evaluator = evaluator or SyntheticEvaluator()
+    outcome = run_search(space, strat, evaluator, tmp_path / "journal.jsonl", Budget(budget), seed=seed, progress=False)
+    return outcome, evaluator
+
+
+def keys(path):
+    return [json.loads(line)["key"] for line in Path(path).read_text().splitlines()]
+
+
+def test_budget_is_exact_and_keys_are_distinct(tmp_path):
+    outcome, evaluator = run(tmp_path, population=8, generations=50, budget=40)
+    assert len(outcome.journal) == 40 == len(set(keys(tmp_path / "journal.jsonl")))
+    assert evaluator.calls == keys(tmp_path / "journal.jsonl")
+    assert outcome.stopped_because == "evaluation budget spent"
+
+
+def test_same_seed_identical_journal(tmp_path):
+    run(tmp_path / "a", population=8, generations=4, budget=100)
+    run(tmp_path / "b", population=8, generations=4, budget=100)
+    strip = lambda p: [{k: v for k, v in json.loads(l).items() if k != "finished_at"} for l in Path(p).read_text().splitlines()]
+    assert strip(tmp_path / "a/journal.jsonl") == strip(tmp_path / "b/journal.jsonl")
+    run(tmp_path / "c", seed=1, population=8, generations=4, budget=100)
+    assert keys(tmp_path / "a/journal.jsonl") != keys(tmp_path / "c/journal.jsonl")
+
+
+def test_resume_replays_without_reevaluating(tmp_path):
+    full, _ = run(tmp_path / "full", population=8, generations=20, budget=45)
+    run(tmp_path / "part", population=8, generations=20, budget=17)
+    resumed, evaluator = run(tmp_path / "part", population=8, generations=20, budget=45)
+    assert resumed.resumed_from == 17
+    assert len(evaluator.calls) == 45 - 17  # nothing evaluated twice
+    assert keys(tmp_path / "part/journal.jsonl") == keys(tmp_path / "full/journal.jsonl")
+
+
+def test_torn_last_line_is_dropped_and_rewritten(tmp_path):
+    run(tmp_path, population=8, generations=6, budget=10)
+    path = tmp_path / "journal.jsonl"
+    path.write_text(path.read_text() + '{"key": "conv-co')  # a kill mid-write
+    journal = Journal(path)
+    assert len(journal) == 10
+    resumed, _ = run(tmp_path, population=8, generations=6, budget=12)
+    assert len(keys(path)) == 12
+
+
+def test_ga_improves_over_its_initial_population(tmp_path):
+    outcome, _ = run(tmp_path, population=10, generations=8, budget=90)
+    rows = outcome.journal.rows
+    first = max(r["metrics"]["accuracy"] for r in rows if r["generation"] == 0)
+    assert max(r["metrics"]["accuracy"] for r in rows) > first
+
+
+def test_random_search_runs(tmp_path):
+    outcome, _ = run(tmp_path, strategy="random", budget=25)
+    assert len(outcome.journal) == 25
+
+
+KILL_SCRIPT = """
+import sys; from pathlib import Path
+sys.path.insert(0, {tests!r})
+from synthetic import SyntheticEvaluator
+from lmnas.search.runner import Budget, run_search
+from lmnas.spaces import create_space
+from lmnas.strategies import create_strategy
+space = create_space("gptnas-blocks", **{space!r})
+strategy = create_strategy("ga", space=space, seed=3, population=6, generations=20)
+run_search(space, strategy, SyntheticEvaluator(delay_s={delay}), Path({journal!r}), Budget(30), seed=3, progress=False)
+"""
+
+
+def test_kill_minus_nine_then_resume(tmp_path):
+    journal = tmp_path / "journal.jsonl"
+    script = KILL_SCRIPT.format(tests=str(Path(__file__).parent), space=SPACE, journal=str(journal), delay=0.05)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    proc = subprocess.Popen([sys.executable, "-c", script], env=env)
+    deadline = time.time() + 60
+    while time.time() < deadline and (not journal.exists() or len(journal.read_text().splitlines()) < 8):
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done_before = len(keys(journal))
+    assert 8 <= done_before < 30
+    subprocess.run([sys.executable, "-c", script.replace("delay_s=0.05", "delay_s=0.0")], env=env, check=True)
+    after = keys(journal)
+    assert len(after) == 30 == len(set(after))
+    reference = tmp_path / "ref.jsonl"
+    subprocess.run([sys.executable, "-c", script.replace(str(journal), str(reference))], env=env, check=True)
+    assert after == keys(reference)

@@ -1,0 +1,33 @@
+# Shared by every rule: the validated config, output roots and per-rule resources.
+import sys
+from pathlib import Path
+
+from lmnas.config import resolve
+from lmnas.errors import LmnasError
+
+ROOT = Path(workflow.basedir)
+try:
+    CFG = resolve(config, ROOT, source="config")
+except LmnasError as error:
+    # One clear line, before any job starts or any artefact is marked complete.
+    sys.exit(f"lmnas: invalid configuration: {error}")
+
+RUN = f"results/{CFG.run_name}"
+PREPARED = "data/prepared"
+LOGS = f"{RUN}/logs"
+
+wildcard_constraints:
+    dataset=r"[A-Za-z0-9_-]+",
+
+
+def rule_resources(rule_name):
+    spec = config.get("resources", {}).get(rule_name, {})
+    return {"mem_mb": spec.get("mem_mb", 4000), "runtime": spec.get("runtime", 60), "gpu": spec.get("gpus", 0)}
+
+
+def rule_threads(rule_name):
+    return config.get("resources", {}).get(rule_name, {}).get("threads", 1)
+
+
+def prepared(name):
+    return f"{PREPARED}/{name}"

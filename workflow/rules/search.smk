@@ -1,0 +1,27 @@
+def search_inputs(wildcards):
+    inputs = {"data": prepared(config["search"]["dataset"])}
+    if config["search"]["strategy"]["name"] == "ga-gpt":
+        inputs["archgpt"] = rules.train_archgpt.output.finetuned
+    return inputs
+
+
+rule search:
+    """Search the space with the configured strategy and evaluator; resumable from the journal."""
+    input:
+        unpack(search_inputs),
+    output:
+        best=f"{RUN}/search/best.json",
+        journal=f"{RUN}/search/journal.parquet",
+        curve=f"{RUN}/search/curve.png",
+    params:
+        search=config["search"],
+        seed=config["seed"],
+        device=CFG.device,
+        progress=CFG.progress,
+    log:
+        f"{LOGS}/search.log",
+    threads: rule_threads("search")
+    resources:
+        **rule_resources("search"),
+    script:
+        "../scripts/search.py"

@@ -1,0 +1,23 @@
+rule train_archgpt:
+    """Pre-train the architecture GPT on NAS-Bench-101, fine-tune on torchvision families."""
+    input:
+        pretrain=rules.encode_corpus.output.pretrain,
+        finetune=rules.encode_corpus.output.finetune,
+        vocab=rules.encode_corpus.output.vocab,
+    output:
+        pretrained=directory(f"{RUN}/archgpt/pretrained"),
+        finetuned=directory(f"{RUN}/archgpt/finetuned"),
+        metrics=f"{RUN}/archgpt/metrics.json",
+        curves=f"{RUN}/archgpt/loss_curves.png",
+    params:
+        settings=config["archgpt"],
+        seed=config["seed"],
+        device=CFG.device,
+        progress=CFG.progress,
+    log:
+        f"{LOGS}/train_archgpt.log",
+    threads: rule_threads("train_archgpt")
+    resources:
+        **rule_resources("train_archgpt"),
+    script:
+        "../scripts/train_archgpt.py"

@@ -1,0 +1,22 @@
+rule transfer:
+    """Fine-tune the retrained network on a second task."""
+    input:
+        best=rules.search.output.best,
+        weights=rules.retrain.output.model,
+        data=prepared(config["transfer"]["dataset"]),
+    output:
+        metrics=f"{RUN}/transfer/metrics.json",
+        log_csv=f"{RUN}/transfer/log.csv",
+    params:
+        recipe=config["transfer"]["recipe"],
+        input_size=config["transfer"].get("input_size"),
+        seed=config["seed"],
+        device=CFG.device,
+        progress=CFG.progress,
+    log:
+        f"{LOGS}/transfer.log",
+    threads: rule_threads("transfer")
+    resources:
+        **rule_resources("transfer"),
+    script:
+        "../scripts/transfer.py"

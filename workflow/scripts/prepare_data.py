@@ -1,0 +1,15 @@
+from pathlib import Path
+
+from lmnas.data import DatasetSpec, prepare_dataset
+from lmnas.stage import run_stage
+
+
+def main(smk):
+    spec = dict(smk.params.spec)
+    if spec.get("root"):  # relative dataset roots start at the repo, like every config path
+        root = Path(spec["root"]).expanduser()
+        spec["root"] = str(root if root.is_absolute() else Path(smk.params.root) / root)
+    prepare_dataset(DatasetSpec(**spec), Path(smk.output[0]), seed=smk.params.seed)
+
+
+run_stage(snakemake, main)  # noqa: F821 (injected by Snakemake)

@@ -1,0 +1,19 @@
+from pathlib import Path
+
+from lmnas.search.workflow import search_from_config
+from lmnas.stage import run_stage
+
+
+def main(smk):
+    search_from_config(
+        smk.params.search,
+        data_dir=Path(smk.input.data),
+        archgpt_dir=Path(smk.input.archgpt) if "archgpt" in smk.input.keys() else None,
+        out_dir=Path(smk.output.best).parent,
+        seed=smk.params.seed,
+        device=smk.params.device,
+        progress=smk.params.progress,
+    )
+
+
+run_stage(snakemake, main)  # noqa: F821 (injected by Snakemake)
