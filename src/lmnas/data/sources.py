@@ -1,0 +1,333 @@
+"""Raw image datasets → one in-memory uint8 array per source (digits, CIFAR-10/100, ImageNet).
+
+Every loader returns a `SourceData`: images uint8 [N, H, W, C], labels int64 [N],
+class names, and the official train/test split when the source has one. Splitting,
+class filtering and writing happen in `lmnas.data.prepare`; loaders only read.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
+
+import numpy as np
+import torch
+
+from lmnas.errors import LmnasError
+from lmnas.registry import Registry
+
+if TYPE_CHECKING:
+    from lmnas.data.prepare import DatasetSpec
+
+
+class SourceData(NamedTuple):
+    images: np.ndarray  # uint8 [N, H, W, C]
+    labels: np.ndarray  # int64 [N], 0..len(class_names)-1
+    class_names: list[str]
+    official_split: np.ndarray | None  # "train"/"test" per row, None if the source has no test split
+
+
+DATASET_SOURCES: Registry[SourceData] = Registry("dataset source")
+
+# ImageNet search resolution when the config gives none (GENIUS-style low-res search).
+IMAGENET_DEFAULT_SIZE = 64
+# Below this many images, DataLoader worker start-up costs more than decoding in-process.
+_PARALLEL_DECODE_MIN = 2_000
+
+
+def load_source(spec: DatasetSpec, seed: int) -> SourceData:
+    """The one entry point: read `spec.source` with the spec's options."""
+    loader = DATASET_SOURCES.get(spec.source)
+    data = loader(
+        root=Path(spec.root).expanduser() if spec.root is not None else None,
+        download=spec.download,
+        verify=spec.verify,
+        image_size=spec.image_size,
+        subset_fraction=spec.subset_fraction,
+        max_classes=spec.max_classes,
+        seed=seed,
+    )
+    _check_source_data(spec.source, data)
+    return data
+
+
+# --------------------------------------------------------------------------- digits
+
+
+@DATASET_SOURCES.register("digits")
+def load_digits_source(
+    *,
+    root: Path | None,
+    download: bool,
+    verify: bool,
+    image_size: int | None,
+    subset_fraction: float,
+    max_classes: int | None,
+    seed: int,
+) -> SourceData:
+    """scikit-learn's bundled 8x8 digits (1797 images, offline); root/download/verify are unused."""
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    # Pixel values are counts 0..16 (on-pixels per 4x4 block of a 32x32 bitmap); rescale to the usual 0..255.
+    images = np.rint(bunch.images * (255.0 / 16.0)).astype(np.uint8)[..., None]
+    labels = bunch.target.astype(np.int64)
+    class_names = [str(name) for name in bunch.target_names]
+    return _restrict(
+        SourceData(images, labels, class_names, None),
+        image_size=image_size,
+        subset_fraction=subset_fraction,
+        max_classes=max_classes,
+        seed=seed,
+    )
+
+
+# --------------------------------------------------------------------------- CIFAR
+
+
+@DATASET_SOURCES.register("cifar10")
+def load_cifar10_source(
+    *,
+    root: Path | None,
+    download: bool,
+    verify: bool,
+    image_size: int | None,
+    subset_fraction: float,
+    max_classes: int | None,
+    seed: int,
+) -> SourceData:
+    """torchvision CIFAR-10 under `root` (the folder holding cifar-10-batches-py)."""
+    from torchvision.datasets import CIFAR10
+
+    data = _load_cifar(CIFAR10, "cifar10", root, download=download, verify=verify)
+    return _restrict(
+        data, image_size=image_size, subset_fraction=subset_fraction, max_classes=max_classes, seed=seed
+    )
+
+
+@DATASET_SOURCES.register("cifar100")
+def load_cifar100_source(
+    *,
+    root: Path | None,
+    download: bool,
+    verify: bool,
+    image_size: int | None,
+    subset_fraction: float,
+    max_classes: int | None,
+    seed: int,
+) -> SourceData:
+    """torchvision CIFAR-100 (fine labels) under `root` (the folder holding cifar-100-python)."""
+    from torchvision.datasets import CIFAR100
+
+    data = _load_cifar(CIFAR100, "cifar100", root, download=download, verify=verify)
+    return _restrict(
+        data, image_size=image_size, subset_fraction=subset_fraction, max_classes=max_classes, seed=seed
+    )
+
+
+def _load_cifar(cls: type, name: str, root: Path | None, *, download: bool, verify: bool) -> SourceData:
+    if root is None:
+        raise LmnasError(
+            f"dataset {name!r} needs `root`: the folder that holds {cls.base_folder}/ "
+            f"(or where it should be downloaded to with download: true)"
+        )
+    if root.name == cls.base_folder:  # the user pointed at the extracted folder itself
+        root = root.parent
+    expected = [name_ for name_, _md5 in cls.train_list + cls.test_list] + [cls.meta["filename"]]
+    missing = [f for f in expected if not (root / cls.base_folder / f).is_file()]
+    if missing and not download:
+        raise LmnasError(
+            f"{name} not found under {root}: missing {cls.base_folder}/{{{', '.join(missing)}}}; "
+            f"set download: true in the dataset config, or point root at the extracted "
+            f"{cls.base_folder} folder (or its parent)"
+        )
+    dataset_cls = cls if verify else _without_md5(cls)
+    try:
+        train = dataset_cls(str(root), train=True, download=download)
+        test = dataset_cls(str(root), train=False, download=False)
+    except RuntimeError as err:  # torchvision's "not found or corrupted" (md5 mismatch)
+        raise LmnasError(
+            f"{name} under {root / cls.base_folder} failed torchvision's md5 check ({err}); "
+            f"re-download it, or set verify: false to accept these files"
+        ) from err
+    images = np.concatenate([np.asarray(train.data), np.asarray(test.data)]).astype(np.uint8, copy=False)
+    labels = np.asarray(list(train.targets) + list(test.targets), dtype=np.int64)
+    split = np.array(["train"] * len(train.targets) + ["test"] * len(test.targets))
+    return SourceData(images, labels, list(train.classes), split)
+
+
+def _without_md5(cls: type) -> type:
+    """A subclass of a torchvision CIFAR class that only checks the batch files exist."""
+
+    class Unverified(cls):  # type: ignore[misc, valid-type]
+        meta = {**cls.meta, "md5": None}  # check_integrity(path, None) only tests existence
+
+        def _check_integrity(self) -> bool:
+            folder = os.path.join(self.root, self.base_folder)
+            return all(os.path.isfile(os.path.join(folder, f)) for f, _ in self.train_list + self.test_list)
+
+    Unverified.__name__ = f"Unverified{cls.__name__}"
+    return Unverified
+
+
+# --------------------------------------------------------------------------- ImageNet
+
+
+@DATASET_SOURCES.register("imagenet")
+def load_imagenet_source(
+    *,
+    root: Path | None,
+    download: bool,
+    verify: bool,
+    image_size: int | None,
+    subset_fraction: float,
+    max_classes: int | None,
+    seed: int,
+) -> SourceData:
+    """ImageFolder over root/train/<wnid>/* and root/val/<wnid>/*, decoded at `image_size`.
+
+    Class limiting and the class-balanced subset are applied to the file lists, so only
+    the kept images are decoded (GPT-NAS/GENIUS search on a 10 % subset).
+    """
+    from torchvision import transforms
+    from torchvision.datasets import ImageFolder
+
+    if root is None:
+        raise LmnasError("dataset 'imagenet' needs `root`: the folder holding train/<wnid>/ and val/<wnid>/")
+    if download:
+        raise LmnasError("imagenet cannot be downloaded automatically; set download: false and point root at it")
+    missing = [str(root / part) for part in ("train", "val") if not (root / part).is_dir()]
+    if missing:
+        raise LmnasError(
+            f"ImageNet folders not found: {', '.join(missing)}; expected root/train/<wnid>/*.JPEG and "
+            f"root/val/<wnid>/*.JPEG (val sorted into class folders)"
+        )
+    size = image_size or IMAGENET_DEFAULT_SIZE
+    # Shorter side to `size`, then the central size x size crop; uint8 CHW tensors out.
+    transform = transforms.Compose(
+        [transforms.Resize(size), transforms.CenterCrop(size), transforms.PILToTensor()]
+    )
+    folders = {}
+    for part in ("train", "val"):
+        try:
+            folders[part] = ImageFolder(str(root / part), transform=transform)
+        except FileNotFoundError as err:
+            raise LmnasError(f"ImageNet folder {root / part} has no usable class folders: {err}") from err
+    train_classes, val_classes = folders["train"].classes, folders["val"].classes
+    if train_classes != val_classes:
+        only_train = sorted(set(train_classes) - set(val_classes))
+        only_val = sorted(set(val_classes) - set(train_classes))
+        raise LmnasError(
+            f"ImageNet class folders differ under {root}: only in train/: {only_train[:5]}, "
+            f"only in val/: {only_val[:5]}; train/ and val/ need the same <wnid> folders"
+        )
+    class_names = list(train_classes)
+    num_classes = _limit_classes(len(class_names), max_classes)
+    rng = np.random.default_rng(seed)
+    images, labels, split = [], [], []
+    for part, split_name in (("train", "train"), ("val", "test")):
+        folder = folders[part]
+        targets = np.asarray(folder.targets, dtype=np.int64)
+        keep = np.flatnonzero(targets < num_classes)
+        keep = keep[balanced_subset(targets[keep], subset_fraction, rng)]
+        images.append(_decode(folder, keep))
+        labels.append(targets[keep])
+        split.append(np.full(len(keep), split_name))
+    return SourceData(
+        np.concatenate(images), np.concatenate(labels), class_names[:num_classes], np.concatenate(split)
+    )
+
+
+def _decode(folder: torch.utils.data.Dataset, indices: np.ndarray) -> np.ndarray:
+    """Decode the chosen images of an ImageFolder → uint8 [N, H, W, C], in index order."""
+    subset = torch.utils.data.Subset(folder, indices.tolist())
+    workers = min(8, os.cpu_count() or 1) if len(indices) >= _PARALLEL_DECODE_MIN else 0
+    loader = torch.utils.data.DataLoader(subset, batch_size=256, shuffle=False, num_workers=workers)
+    batches = [images.permute(0, 2, 3, 1).numpy() for images, _targets in loader]
+    if not batches:
+        raise LmnasError(f"no images selected from {folder.root}; raise subset_fraction or max_classes")
+    return np.concatenate(batches)
+
+
+# --------------------------------------------------------------------------- shared helpers
+
+
+def balanced_subset(labels: np.ndarray, fraction: float, rng: np.random.Generator) -> np.ndarray:
+    """Sorted indices of a class-balanced subset: the same number of rows from every class.
+
+    Each class keeps round(fraction * N / C) rows (at least 1, at most what it has), drawn
+    with `rng`, so rare classes are not swamped the way a uniform sample would swamp them.
+    """
+    if not 0.0 < fraction <= 1.0:
+        raise LmnasError(f"subset_fraction must be in (0, 1], got {fraction}")
+    if fraction == 1.0 or len(labels) == 0:
+        return np.arange(len(labels))
+    groups = class_groups(labels)
+    per_class = max(1, round(fraction * len(labels) / len(groups)))
+    return np.sort(np.concatenate([rng.permutation(rows)[:per_class] for rows in groups.values()]))
+
+
+def class_groups(labels: np.ndarray) -> dict[int, np.ndarray]:
+    """Row indices of each class, ascending class and row order (one sort, not a scan per class)."""
+    order = np.argsort(labels, kind="stable")
+    classes, starts = np.unique(labels[order], return_index=True)
+    return {int(c): rows for c, rows in zip(classes, np.split(order, starts[1:]))}
+
+
+def _restrict(
+    data: SourceData,
+    *,
+    image_size: int | None,
+    subset_fraction: float,
+    max_classes: int | None,
+    seed: int,
+) -> SourceData:
+    """Apply max_classes, the balanced subset (within each official split) and resizing in memory."""
+    images, labels, class_names, split = data
+    num_classes = _limit_classes(len(class_names), max_classes)
+    keep = np.flatnonzero(labels < num_classes)
+    rng = np.random.default_rng(seed)
+    groups = [keep] if split is None else [keep[split[keep] == s] for s in ("train", "test")]
+    keep = np.sort(np.concatenate([g[balanced_subset(labels[g], subset_fraction, rng)] for g in groups]))
+    images, labels = images[keep], labels[keep]
+    split = None if split is None else split[keep]
+    if image_size is not None and images.shape[1:3] != (image_size, image_size):
+        images = _resize_center_crop(images, image_size)
+    return SourceData(images, labels, class_names[:num_classes], split)
+
+
+def _resize_center_crop(images: np.ndarray, size: int, chunk: int = 4096) -> np.ndarray:
+    """Shorter side → `size`, then the central crop: uint8 [N, H, W, C] → [N, size, size, C]."""
+    from torchvision.transforms import functional as F
+
+    out = []
+    for start in range(0, len(images), chunk):  # chunks bound the float intermediate's memory
+        batch = torch.from_numpy(np.ascontiguousarray(images[start : start + chunk])).permute(0, 3, 1, 2)
+        batch = F.center_crop(F.resize(batch, [size], antialias=True), [size, size])
+        out.append(batch.permute(0, 2, 3, 1).contiguous().numpy())
+    return np.concatenate(out)
+
+
+def _limit_classes(available: int, max_classes: int | None) -> int:
+    if max_classes is None:
+        return available
+    if not 1 <= max_classes <= available:
+        raise LmnasError(f"max_classes must be in 1..{available} for this source, got {max_classes}")
+    return max_classes
+
+
+def _check_source_data(name: str, data: SourceData) -> None:
+    """Loaders are pluggable: catch a malformed one here rather than in a shard later."""
+    images, labels, class_names, split = data
+    if images.dtype != np.uint8 or images.ndim != 4:
+        raise LmnasError(
+            f"source {name!r} returned images {images.dtype}{list(images.shape)}, expected uint8 [N,H,W,C]"
+        )
+    if labels.dtype != np.int64 or labels.shape != (len(images),):
+        raise LmnasError(f"source {name!r} returned labels {labels.dtype}{list(labels.shape)}, expected int64 [N]")
+    if len(labels) and not 0 <= labels.min() <= labels.max() < len(class_names):
+        raise LmnasError(f"source {name!r} returned labels outside 0..{len(class_names) - 1}")
+    if split is not None and (split.shape != labels.shape or not np.isin(split, ["train", "test"]).all()):
+        raise LmnasError(f"source {name!r} returned an official split that is not 'train'/'test' per row")
+
