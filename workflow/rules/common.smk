@@ -31,3 +31,4 @@ def rule_threads(rule_name):
 
 def prepared(name):
     return f"{PREPARED}/{name}"
+

@@ -17,7 +17,6 @@ def report_inputs(wildcards):
 
 rule report:
     """The run's tables and plots in one Markdown report."""
-    default_target: True
     input:
         unpack(report_inputs),
     output:

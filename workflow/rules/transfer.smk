@@ -10,6 +10,7 @@ rule transfer:
     params:
         recipe=config["transfer"]["recipe"],
         input_size=config["transfer"].get("input_size"),
+        baseline=config["transfer"].get("baseline_from_scratch", False),
         seed=config["seed"],
         device=CFG.device,
         progress=CFG.progress,

@@ -14,6 +14,7 @@ def main(smk):
         seed=smk.params.seed,
         device=smk.params.device,
         input_size=smk.params.input_size,
+        baseline_from_scratch=smk.params.baseline,
         progress=smk.params.progress,
     )
 

@@ -38,7 +38,7 @@ class ProxyTrainingEvaluator(Evaluator):
 
         self.prepared_dir = Path(prepared_dir)
         self.manifest = read_manifest(self.prepared_dir)
-        self.recipe = TrainRecipe(**recipe)
+        self.recipe = TrainRecipe.from_dict(recipe, where="search.evaluator.recipe")
         self.device = device
         self.progress = progress
         self.train_subset = train_subset
@@ -82,5 +82,5 @@ class ProxyTrainingEvaluator(Evaluator):
         )
 
     def settings(self) -> dict[str, Any]:
-        return {"name": self.name, "prepared_dir": str(self.prepared_dir), "recipe": vars(self.recipe),
+        return {"name": self.name, "prepared_dir": str(self.prepared_dir), "recipe": self.recipe.to_dict(),
                 "train_subset": self.train_subset}

@@ -1,0 +1,173 @@
+"""Retrain a found architecture on a prepared dataset and report its test accuracy.
+
+Artefacts in `out_dir`: `model.safetensors` (final weights), `metrics.json` (written
+last: its presence means the run is complete), `log.csv` (one row per epoch) and
+`checkpoints/` (per-epoch, so a killed run resumes where it stopped).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import platform
+import statistics
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from lmnas.errors import LmnasError
+from lmnas.io import read_json, write_json, write_text
+from lmnas.training import TrainRecipe, evaluate, save_weights, train_model
+
+LOG_COLUMNS = ("epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "seconds", "images_per_s")
+
+
+def retrain(
+    model: nn.Module,
+    prepared_dir: Path,
+    out_dir: Path,
+    recipe: TrainRecipe,
+    *,
+    seed: int,
+    device: str,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Train `model` (initialised by the caller) on the train split; evaluate on val and test."""
+    return train_and_report(
+        model, prepared_dir, out_dir, recipe, seed=seed, device=device, progress=progress, identity={"stage": "retrain"}
+    )
+
+
+def train_and_report(
+    model: nn.Module,
+    prepared_dir: Path,
+    out_dir: Path,
+    recipe: TrainRecipe,
+    *,
+    seed: int,
+    device: str,
+    progress: bool = True,
+    input_size: int | None = None,
+    identity: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The shared body of retrain and transfer: train, test, write the artefacts, return the metrics.
+
+    `identity` (stage, source weights…) goes into metrics.json; a complete run in
+    `out_dir` is returned as is when recipe, seed and identity match, refused otherwise.
+    """
+    from lmnas.data import load_split, read_manifest
+
+    out_dir, prepared_dir = Path(out_dir), Path(prepared_dir)
+    identity = {**(identity or {}), "input_size": input_size}
+    metrics_path = out_dir / "metrics.json"
+    if metrics_path.exists():
+        return _finished(metrics_path, recipe, seed, identity)
+
+    manifest = read_manifest(prepared_dir)
+    check_num_classes(model, manifest["num_classes"], prepared_dir)
+    train, val, test = (load_split(prepared_dir, split) for split in ("train", "val", "test"))
+    stats = dict(mean=manifest["mean"], std=manifest["std"], device=device)
+    log_path = out_dir / "log.csv"
+    logged: list[dict[str, Any]] = read_log(log_path)
+
+    def log_epoch(entry: dict[str, Any]) -> None:
+        logged[:] = [row for row in logged if int(row["epoch"]) < entry["epoch"]] + [entry]
+        write_log(log_path, logged)
+
+    result = train_model(
+        model, train, val if len(val[1]) else None, recipe, seed=seed, **stats,
+        checkpoint_dir=out_dir / "checkpoints", on_epoch=log_epoch, progress=progress, input_size=input_size,
+    )
+    write_log(log_path, result.history)  # complete even when the run resumed with nothing left to train
+    test_loss, test_acc = evaluate(model, test, batch_size=recipe.eval_batch_size, input_size=input_size, **stats)
+    save_weights(out_dir / "model.safetensors", model, metadata={"seed": str(seed)})
+    last = result.history[-1]
+    metrics = {
+        **identity,
+        "test_acc": test_acc,
+        "test_loss": test_loss,
+        "val_acc": result.val_acc,
+        "val_loss": result.val_loss,
+        "train_acc": last["train_acc"],
+        "train_loss": last["train_loss"],
+        "epochs": len(result.history),
+        "seconds": result.seconds,
+        "images_seen": result.images_seen,
+        # Median over epochs of training throughput: robust to the first epoch's warm-up/compile.
+        "train_images_per_s": statistics.median(e["images_per_s"] for e in result.history),
+        "peak_memory_bytes": result.peak_memory_bytes,
+        "params": sum(p.numel() for p in model.parameters()),
+        "dataset": {"prepared_dir": str(prepared_dir), "source": manifest.get("source"),
+                    "num_classes": manifest["num_classes"], "image_shape": manifest.get("image_shape")},
+        "recipe": recipe.to_dict(),
+        "seed": seed,
+        "device": str(device),
+        "device_name": _device_name(device),
+        "torch": str(torch.__version__),
+        "python": platform.python_version(),
+    }
+    write_json(metrics_path, metrics)
+    return read_json(metrics_path)  # the same plain-JSON values a later call returns
+
+
+def check_num_classes(model: nn.Module, num_classes: int, prepared_dir: Path) -> None:
+    """The last nn.Linear (the classifier, when the network has one) must emit num_classes logits."""
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    if linears and linears[-1].out_features != num_classes:
+        raise LmnasError(
+            f"model's classifier has {linears[-1].out_features} outputs but {prepared_dir}/manifest.json "
+            f"has num_classes={num_classes}; build the model for this dataset"
+        )
+
+
+def read_log(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def write_log(path: Path, history: list[dict[str, Any]]) -> None:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=LOG_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows({k: ("" if v is None else v) for k, v in row.items()} for row in history)
+    write_text(path, buffer.getvalue())
+
+
+def _finished(metrics_path: Path, recipe: TrainRecipe, seed: int, identity: dict[str, Any]) -> dict[str, Any]:
+    metrics = read_json(metrics_path)
+    stored = {key: metrics.get(key) for key in identity}
+    if metrics.get("recipe") != recipe.to_dict() or metrics.get("seed") != seed or stored != identity:
+        raise LmnasError(
+            f"{metrics_path}: a finished run with another setting is here (seed={metrics.get('seed')}, "
+            f"recipe {metrics.get('recipe')}, {stored}); use another output folder or delete this one"
+        )
+    return metrics
+
+
+def _device_name(device: str) -> str:
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        return torch.cuda.get_device_name(dev)
+    return platform.processor() or platform.machine()
+
+
+def retrain_best(
+    best_json: Path, prepared_dir: Path, out_dir: Path, recipe: dict[str, Any], *, seed: int, device: str = "auto",
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Retrain the best genotype of a search (its space rebuilt from best.json)."""
+    from lmnas.config import resolve_device
+    from lmnas.search.workflow import load_best
+
+    space, genotype, best = load_best(best_json)
+    torch.manual_seed(seed)
+    model = space.build(genotype)
+    return train_and_report(
+        model, prepared_dir, out_dir, TrainRecipe.from_dict(recipe, where="retrain.recipe"), seed=seed,
+        device=resolve_device(device), progress=progress,
+        identity={"stage": "retrain", "genotype": best["genotype"], "space": space.name},
+    )

@@ -1,0 +1,107 @@
+"""Training recipes (optimiser + schedule + augmentation) and the per-step learning rate."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Literal
+
+from lmnas.errors import LmnasError
+
+Schedule = Literal["step", "cosine", "constant"]
+SCHEDULES: tuple[str, ...] = ("step", "cosine", "constant")
+
+
+@dataclass(frozen=True)
+class TrainRecipe:
+    """SGD training settings. Epoch-valued fields count whole passes over the train split."""
+
+    epochs: int
+    batch_size: int
+    lr: float  # peak learning rate, reached at the end of warm-up
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    nesterov: bool = False
+    warmup_epochs: float = 0.0  # linear per-step warm-up from lr/warmup_steps to lr
+    schedule: Schedule = "step"
+    step_size: int = 100  # "step": multiply by gamma every step_size epochs
+    gamma: float = 0.1
+    label_smoothing: float = 0.0
+    crop_padding: int = 4  # pixels of zero padding for the random crop; 0 disables it
+    flip: bool = True  # random horizontal flip
+    compile: bool = False  # torch.compile the model
+    eval_batch_size: int = 1024
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.epochs < 1:
+            problems.append(f"epochs={self.epochs} (expected >= 1)")
+        if self.batch_size < 1 or self.eval_batch_size < 1:
+            problems.append(f"batch_size={self.batch_size}, eval_batch_size={self.eval_batch_size} (expected >= 1)")
+        if not self.lr > 0:
+            problems.append(f"lr={self.lr} (expected > 0)")
+        if self.momentum < 0 or self.weight_decay < 0:
+            problems.append(f"momentum={self.momentum}, weight_decay={self.weight_decay} (expected >= 0)")
+        if self.nesterov and self.momentum == 0:
+            problems.append("nesterov=True needs momentum > 0")
+        if not 0 <= self.warmup_epochs <= self.epochs:
+            problems.append(f"warmup_epochs={self.warmup_epochs} (expected 0..epochs={self.epochs})")
+        if self.schedule not in SCHEDULES:
+            problems.append(f"schedule={self.schedule!r} (expected one of {', '.join(SCHEDULES)})")
+        if self.step_size < 1 or not 0 < self.gamma <= 1:
+            problems.append(f"step_size={self.step_size}, gamma={self.gamma} (expected >= 1 and 0 < gamma <= 1)")
+        if not 0 <= self.label_smoothing < 1:
+            problems.append(f"label_smoothing={self.label_smoothing} (expected 0 <= x < 1)")
+        if self.crop_padding < 0:
+            problems.append(f"crop_padding={self.crop_padding} (expected >= 0)")
+        if problems:
+            raise LmnasError("invalid training recipe: " + "; ".join(problems))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], where: str = "recipe") -> TrainRecipe:
+        """Build from a config mapping; `where` names the config field in error messages."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise LmnasError(f"{where}: unknown field(s) {unknown}; expected some of {sorted(known)}")
+        missing = sorted(f.name for f in fields(cls) if f.name in ("epochs", "batch_size", "lr") and f.name not in data)
+        if missing:
+            raise LmnasError(f"{where}: missing required field(s) {missing}")
+        try:
+            return cls(**data)
+        except LmnasError as exc:
+            raise LmnasError(f"{where}: {exc}") from None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# Paper settings. GPT-NAS proxy: 6 epochs, batch 512, SGD with the lr warmed up
+# linearly to 0.01 (we warm up over the first epoch, then hold it). GPT-NAS retrain:
+# 350 epochs, lr 0.01 divided by 10 every 100 epochs (batch 128 is our choice). ImageNet: 120 epochs, lr
+# divided by 10 every 30 (the standard ResNet recipe: lr 0.1 at batch 256, wd 1e-4).
+PRESETS: dict[str, TrainRecipe] = {
+    "gptnas-proxy": TrainRecipe(epochs=6, batch_size=512, lr=0.01, warmup_epochs=1, schedule="constant"),
+    "gptnas-retrain": TrainRecipe(epochs=350, batch_size=128, lr=0.01, schedule="step", step_size=100, gamma=0.1),
+    "imagenet": TrainRecipe(
+        epochs=120, batch_size=256, lr=0.1, weight_decay=1e-4, schedule="step", step_size=30, gamma=0.1,
+        crop_padding=0, eval_batch_size=256,
+    ),
+}
+
+
+def lr_at(recipe: TrainRecipe, step: int, steps_per_epoch: int) -> float:
+    """Learning rate for optimiser step `step` (0-based, counted over the whole run)."""
+    if steps_per_epoch < 1 or step < 0:
+        raise LmnasError(f"lr_at: expected step >= 0 and steps_per_epoch >= 1, got {step}, {steps_per_epoch}")
+    warmup_steps = round(recipe.warmup_epochs * steps_per_epoch)
+    if step < warmup_steps:
+        return recipe.lr * (step + 1) / warmup_steps
+    if recipe.schedule == "constant":
+        return recipe.lr
+    if recipe.schedule == "step":
+        return recipe.lr * recipe.gamma ** (step // steps_per_epoch // recipe.step_size)
+    # cosine from the end of warm-up to the last step of the run
+    total = recipe.epochs * steps_per_epoch
+    progress = min(1.0, (step - warmup_steps) / max(1, total - warmup_steps))
+    return recipe.lr * 0.5 * (1.0 + math.cos(math.pi * progress))

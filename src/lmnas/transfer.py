@@ -1,0 +1,144 @@
+"""Transfer: load retrained weights, swap the classifier for the target's classes, fine-tune, test.
+
+GPT-NAS and GENIUS transfer ImageNet-trained networks to CIFAR-10/100; `input_size`
+resizes the target images on the device to the size the network was trained at.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file
+from torch import nn
+
+from lmnas.errors import LmnasError
+from lmnas.io import write_json
+from lmnas.retrain import train_and_report
+from lmnas.training import TrainRecipe
+
+
+def transfer(
+    model: nn.Module,
+    weights: Path,
+    prepared_dir: Path,
+    out_dir: Path,
+    recipe: TrainRecipe,
+    *,
+    seed: int,
+    device: str,
+    input_size: int | None = None,
+    baseline_from_scratch: bool = False,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Fine-tune `model` (same architecture as `weights`) on `prepared_dir`; write out_dir/metrics.json.
+
+    With `baseline_from_scratch`, the same network re-initialised (new seeded init,
+    same recipe) is also trained in out_dir/scratch, and its test accuracy reported.
+    """
+    from lmnas.data import read_manifest
+    from lmnas.data.tensors import sha256_file
+
+    weights, out_dir = Path(weights), Path(out_dir)
+    num_classes = read_manifest(prepared_dir)["num_classes"]
+    if baseline_from_scratch:
+        scratch_model = copy.deepcopy(model)
+    load_weights(model, weights)
+    head_name = replace_classifier(model, num_classes, seed=seed)
+    identity = {"stage": "transfer", "source_weights": str(weights), "source_sha256": sha256_file(weights),
+                "classifier": head_name}
+    metrics = train_and_report(
+        model, prepared_dir, out_dir, recipe, seed=seed, device=device, progress=progress,
+        input_size=input_size, identity=identity,
+    )
+    if baseline_from_scratch:
+        reinitialise(scratch_model, seed=seed)
+        replace_classifier(scratch_model, num_classes, seed=seed)
+        scratch = train_and_report(
+            scratch_model, prepared_dir, out_dir / "scratch", recipe, seed=seed, device=device, progress=progress,
+            input_size=input_size, identity={"stage": "transfer-scratch"},
+        )
+        merged = {**metrics, "scratch_test_acc": scratch["test_acc"], "scratch_val_acc": scratch["val_acc"],
+                  "gain_over_scratch": metrics["test_acc"] - scratch["test_acc"]}
+        if merged != metrics:
+            write_json(out_dir / "metrics.json", merged)
+        metrics = merged
+    return metrics
+
+
+def load_weights(model: nn.Module, weights: Path) -> None:
+    """Load a safetensors state dict, naming the file and the mismatching keys on failure."""
+    if not Path(weights).is_file():
+        raise LmnasError(f"{weights}: source weights not found (expected a retrain model.safetensors)")
+    state = load_file(str(weights))
+    missing, unexpected = _key_mismatch(model, state)
+    if missing or unexpected:
+        raise LmnasError(
+            f"{weights} does not fit this architecture: missing {missing[:5]}, unexpected {unexpected[:5]} "
+            f"({len(missing)}/{len(unexpected)} keys); build the same genotype the weights were trained for"
+        )
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:  # same keys, different shapes
+        raise LmnasError(f"{weights} does not fit this architecture: {exc}") from exc
+
+
+def find_classifier(model: nn.Module) -> tuple[str, nn.Linear]:
+    """The last nn.Linear in module order: the classifier of every network we build."""
+    found = [(name, m) for name, m in model.named_modules() if isinstance(m, nn.Linear)]
+    if not found:
+        raise LmnasError(f"{type(model).__name__} has no nn.Linear classifier to replace for transfer")
+    return found[-1]
+
+
+def replace_classifier(model: nn.Module, num_classes: int, *, seed: int) -> str:
+    """Swap the last nn.Linear for a fresh one with `num_classes` outputs (seeded init); return its name."""
+    name, old = find_classifier(model)
+    with _seeded_cpu_rng(seed):
+        new = nn.Linear(old.in_features, num_classes, bias=old.bias is not None)
+    new.to(device=old.weight.device, dtype=old.weight.dtype)
+    parent_name, _, child = name.rpartition(".")
+    setattr(model.get_submodule(parent_name), child, new)
+    return name
+
+
+def reinitialise(model: nn.Module, *, seed: int) -> None:
+    """A seeded fresh init of every module that defines reset_parameters (the from-scratch baseline)."""
+    with _seeded_cpu_rng(seed):
+        for module in model.modules():
+            if hasattr(module, "reset_parameters"):
+                module.reset_parameters()
+
+
+@contextmanager
+def _seeded_cpu_rng(seed: int) -> Iterator[None]:
+    """Seed the CPU default generator (module inits draw from it) and restore the caller's state after."""
+    with torch.random.fork_rng(devices=[]):
+        torch.default_generator.manual_seed(seed)
+        yield
+
+
+def _key_mismatch(model: nn.Module, state: dict[str, torch.Tensor]) -> tuple[list[str], list[str]]:
+    expected = set(model.state_dict())
+    return sorted(expected - set(state)), sorted(set(state) - expected)
+
+
+def transfer_best(
+    best_json: Path, weights: Path, prepared_dir: Path, out_dir: Path, recipe: dict[str, Any], *, seed: int,
+    device: str = "auto", input_size: int | None = None, baseline_from_scratch: bool = False, progress: bool = True,
+) -> dict[str, Any]:
+    """Fine-tune the retrained best genotype of a search on another task."""
+    from lmnas.config import resolve_device
+    from lmnas.search.workflow import load_best
+
+    space, genotype, _ = load_best(best_json)
+    model = space.build(genotype)
+    return transfer(
+        model, weights, prepared_dir, out_dir, TrainRecipe.from_dict(recipe, where="transfer.recipe"), seed=seed,
+        device=resolve_device(device), input_size=input_size, baseline_from_scratch=baseline_from_scratch,
+        progress=progress,
+    )
