@@ -7,6 +7,7 @@ def report_inputs(wildcards):
         "search_curve": rules.search.output.curve,
         "retrain": rules.retrain.output.metrics,
         "retrain_log": rules.retrain.output.log_csv,
+        "data_transfer": prepared(config["transfer"]["dataset"]),
         "transfer": rules.transfer.output.metrics,
     }
     if config["search"]["strategy"]["name"] == "ga-gpt":
