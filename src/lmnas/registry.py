@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
+import inspect
+import pkgutil
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
@@ -25,7 +28,14 @@ class Registry(Generic[T]):
         return decorator
 
     def create(self, name: str, /, **kwargs: object) -> T:
-        return self.get(name)(**kwargs)
+        """Build by name; settings that the factory does not take are a clear error, not a TypeError."""
+        factory = self.get(name)
+        try:
+            inspect.signature(factory).bind(**kwargs)
+        except TypeError as exc:
+            accepted = [p for p in inspect.signature(factory).parameters if p not in ("self", "kwargs")]
+            raise LmnasError(f"{self.kind} {name!r}: {exc}; accepted settings: {accepted}") from None
+        return factory(**kwargs)
 
     def get(self, name: str) -> Callable[..., T]:
         try:
@@ -40,3 +50,10 @@ class Registry(Generic[T]):
 
     def __contains__(self, name: str) -> bool:
         return name in self._entries
+
+
+def import_submodules(package_name: str, package_path: list[str]) -> None:
+    """Import every module of a package, so each file's `@register` runs: a new entry is one file."""
+    for info in pkgutil.iter_modules(package_path):
+        if not info.name.startswith("_") and info.name != "base":
+            importlib.import_module(f"{package_name}.{info.name}")

@@ -43,10 +43,7 @@ def search(request: SearchRequest) -> dict[str, Any]:
     strategy_name, strategy_settings = _split(request.strategy, "strategy")
     strategy = create_strategy(strategy_name, space=space, seed=request.seed, **strategy_settings)
     evaluator_name, evaluator_settings = _split(request.evaluator, "evaluator")
-    try:
-        evaluator = EVALUATORS.create(evaluator_name, **evaluator_settings)
-    except TypeError as exc:
-        raise LmnasError(f"search.evaluator ({evaluator_name}): {exc}") from None
+    evaluator = EVALUATORS.create(evaluator_name, **evaluator_settings)
     write_json(out / "config.json", request.config or {
         "space": space.settings(), "strategy": strategy.settings(), "evaluator": evaluator.settings(),
         "budget": vars(request.budget), "seed": request.seed})
