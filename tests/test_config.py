@@ -71,3 +71,10 @@ def test_missing_corpus_file_without_fallback(tmp_path):
 
 def test_merge_is_deep():
     assert merge({"a": {"b": 1, "c": 2}, "d": 3}, {"a": {"b": 5}}) == {"a": {"b": 5, "c": 2}, "d": 3}
+
+
+def test_unknown_strategy_lists_registered_ones():
+    config = default_config()
+    config["search"]["strategy"]["name"] = "simulated-annealing"
+    with pytest.raises(LmnasError, match=r"search\.strategy\.name: 'simulated-annealing' is not allowed; allowed values: \[.*'ga'"):
+        resolve(config, REPO)

@@ -46,6 +46,14 @@ def _describe(error: jsonschema.ValidationError) -> str:
 
 
 def _check_references(config: dict[str, Any], source: str) -> None:
+    from lmnas.evaluation import EVALUATORS
+    from lmnas.spaces import SPACES
+    from lmnas.strategies import STRATEGIES
+
+    for what, registry in (("space", SPACES), ("strategy", STRATEGIES), ("evaluator", EVALUATORS)):
+        name = config["search"][what]["name"]
+        if name not in registry:
+            raise LmnasError(f"{source}: search.{what}.name: {name!r} is not allowed; allowed values: {registry.names()}")
     names = sorted(config["datasets"])
     for section in ("search", "transfer"):
         name = config[section]["dataset"]

@@ -82,5 +82,6 @@ class ProxyTrainingEvaluator(Evaluator):
         )
 
     def settings(self) -> dict[str, Any]:
+        # Enough to rebuild this evaluator in a worker process.
         return {"name": self.name, "prepared_dir": str(self.prepared_dir), "recipe": self.recipe.to_dict(),
-                "train_subset": self.train_subset}
+                "train_subset": self.train_subset, "device": self.device}

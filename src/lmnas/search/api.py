@@ -24,6 +24,7 @@ class SearchRequest:
     budget: Budget
     seed: int
     out_dir: Path
+    workers: int = 1
     progress: bool = True
     config: dict[str, Any] = field(default_factory=dict)  # saved beside the results
 
@@ -49,7 +50,7 @@ def search(request: SearchRequest) -> dict[str, Any]:
         "budget": vars(request.budget), "seed": request.seed})
     start = time.perf_counter()
     outcome = run_search(space, strategy, evaluator, out / "journal.jsonl", request.budget,
-                         seed=request.seed, progress=request.progress)
+                         seed=request.seed, workers=request.workers, progress=request.progress)
     if not outcome.journal.rows:
         raise LmnasError(f"search stopped before any evaluation: {outcome.stopped_because}")
     summary = best_summary(

@@ -1,9 +1,13 @@
-"""The search runner: budgets, dedup, the journal, resume, progress.
+"""The search runner: budgets, dedup, the journal, resume, progress, parallel evaluation.
 
 Resume by replay: strategies are deterministic given their seed and the results they are
 told, so a restarted run asks the strategy again from the start and answers every genotype
 already in the journal from the journal. The strategy walks the same path and the run goes
 on exactly where it was killed; no evaluation is repeated or lost.
+
+Each batch from `ask()` is evaluated (in parallel when workers > 1, journaled as each
+finishes), then told to the strategy in the order it was asked, so the search path does not
+depend on which worker finished first.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from tqdm.auto import tqdm
 
 from lmnas.evaluation.base import EvalResult, Evaluator
 from lmnas.search.journal import Journal
+from lmnas.search.parallel import WorkerPool, serial
 from lmnas.spaces.base import SearchSpace
 from lmnas.strategies.base import Strategy
 
@@ -50,16 +55,18 @@ def run_search(
     budget: Budget,
     *,
     seed: int,
+    workers: int = 1,
     progress: bool = True,
     on_evaluation: Callable[[dict[str, Any]], None] | None = None,
 ) -> SearchOutcome:
     journal = Journal(journal_path)
     resumed_from = len(journal)
     start = time.perf_counter()
-    duplicate_asks = 0
+    pool = WorkerPool(space, evaluator, workers) if workers > 1 else None
+    evaluate = pool.evaluate if pool else serial(space, evaluator)
     bar = tqdm(total=budget.evaluations, initial=min(len(journal), budget.evaluations),
                desc=f"search {strategy.name}", unit="eval", disable=not progress)
-    stopped = "strategy finished"
+    stopped, duplicate_asks = "strategy finished", 0
     try:
         while True:
             if len(journal) >= budget.evaluations:
@@ -68,44 +75,44 @@ def run_search(
             if budget.wall_time_s is not None and time.perf_counter() - start > budget.wall_time_s:
                 stopped = "wall-time budget spent"
                 break
-            batch = strategy.ask()
+            batch = [space.validate(g) for g in strategy.ask()]
             if not batch:
                 break
-            fresh = False
+            keys = list(dict.fromkeys(space.key(g) for g in batch))  # distinct, in asked order
+            todo = [k for k in keys if k not in journal.by_key][: budget.evaluations - len(journal)]
+            generation = strategy.generation
+            for key, result in evaluate(todo, seed):
+                row = {
+                    "step": len(journal) + 1,
+                    "key": key,
+                    "generation": generation,
+                    "strategy": strategy.name,
+                    "space": space.name,
+                    "seed": seed,
+                    "metrics": result.metrics,
+                    "cost_s": result.cost_s,
+                    "params": result.params,
+                    "flops": result.flops,
+                    "finished_at": time.time(),
+                }
+                journal.append(row)
+                bar.update(1)
+                bar.set_postfix(best=f"{best_row(journal.rows)['metrics']['accuracy']:.2f}")
+                if on_evaluation is not None:
+                    on_evaluation(row)
+            if any(k not in journal.by_key for k in keys):
+                stopped = "evaluation budget spent"  # the batch was cut by the budget
+                break
             for genotype in batch:
-                genotype = space.validate(genotype)
-                key = space.key(genotype)
-                row = journal.by_key.get(key)
-                if row is None:
-                    if len(journal) >= budget.evaluations:
-                        break
-                    result = evaluator.evaluate(space, genotype, seed=seed)
-                    row = {
-                        "step": len(journal) + 1,
-                        "key": key,
-                        "generation": strategy.generation,
-                        "strategy": strategy.name,
-                        "space": space.name,
-                        "seed": seed,
-                        "metrics": result.metrics,
-                        "cost_s": result.cost_s,
-                        "params": result.params,
-                        "flops": result.flops,
-                        "finished_at": time.time(),
-                    }
-                    journal.append(row)
-                    fresh = True
-                    bar.update(1)
-                    bar.set_postfix(best=f"{best_row(journal.rows)['metrics']['accuracy']:.2f}")
-                    if on_evaluation is not None:
-                        on_evaluation(row)
-                strategy.tell(genotype, result_from_row(row))
-            duplicate_asks = 0 if fresh else duplicate_asks + 1
+                strategy.tell(genotype, result_from_row(journal.by_key[space.key(genotype)]))
+            duplicate_asks = 0 if todo else duplicate_asks + 1
             if duplicate_asks >= MAX_DUPLICATE_ASKS:
                 stopped = f"strategy proposed only evaluated genotypes {MAX_DUPLICATE_ASKS} times in a row"
                 break
     finally:
         bar.close()
+        if pool is not None:
+            pool.close()
     return SearchOutcome(journal=journal, stopped_because=stopped, resumed_from=resumed_from)
 
 

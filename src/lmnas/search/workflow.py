@@ -47,7 +47,7 @@ def search_from_config(
         evaluator.update(prepared_dir=str(data_dir), device=device)
     budget = Budget(**search_cfg["budget"])
     request = SearchRequest(space=space, strategy=strategy, evaluator=evaluator, budget=budget,
-                            seed=seed, out_dir=out_dir, progress=progress)
+                            seed=seed, out_dir=out_dir, workers=search_cfg.get("workers", 1), progress=progress)
     return search(request)
 
 
