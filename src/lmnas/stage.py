@@ -43,6 +43,10 @@ def run_stage(smk: Any, body: Callable[[Any], None]) -> None:
             stack.enter_context(contextlib.redirect_stdout(_Tee(sys.__stdout__, log)))
             stack.enter_context(contextlib.redirect_stderr(_Tee(sys.__stderr__, log)))
         try:
+            import torch
+
+            # Match the rule's `threads:`; torch's default (all cores) oversubscribes parallel jobs.
+            torch.set_num_threads(max(1, int(smk.threads)))
             body(smk)
         except LmnasError as error:
             print(f"lmnas: {smk.rule}: {error}", file=sys.stderr)
