@@ -13,7 +13,7 @@ from typing import Any
 from lmnas import __version__
 from lmnas.io import read_json, write_text
 from lmnas.report.plots import plot_training_log
-from lmnas.report.tables import fmt, key_value_table, mean_std, table
+from lmnas.report.tables import fmt, mean_std, table
 
 
 def _image(path: Path, out_dir: Path, alt: str) -> str:
@@ -53,18 +53,65 @@ def search_section(best: dict[str, Any], journal_rows: list[dict[str, Any]], cur
     ])
 
 
+def _pct(value: Any) -> Any:
+    return None if value is None else 100.0 * float(value)
+
+
+def corpus_section(summary: dict[str, Any]) -> str:
+    rows = [
+        ("NAS-Bench-101 records", summary.get("records_source")),
+        ("distinct cells", summary.get("nb101_cells")),
+        (f"cells with val. accuracy ≥ {summary.get('min_val_accuracy')}", summary.get("nb101_cells_passing_filter")),
+        ("pre-training architectures / layers", f"{summary.get('pretrain_archs')} / {summary.get('pretrain_layers')}"),
+        ("fine-tuning architectures / layers", f"{summary.get('finetune_archs')} / {summary.get('finetune_layers')}"),
+        ("layer-structure vocabulary (with 4 specials)", summary.get("vocab_size")),
+    ]
+    return "## Architecture corpus\n\n" + table(["", "value"], rows)
+
+
+def archgpt_section(metrics: dict[str, Any], curves: Path | None, out_dir: Path) -> str:
+    rows = []
+    for phase in ("pretrain", "finetune"):
+        m = metrics.get(phase, {})
+        final = m.get("final", {})
+        rows.append((phase, m.get("n_arch"), _pct(final.get("val_top1")), _pct(final.get("val_top5")),
+                     _pct(m.get("val_majority_top1")), final.get("val_loss"), m.get("tokens_per_s")))
+    parts = [
+        "## Architecture GPT",
+        f"{metrics.get('n_params')} parameters; held-out next-layer accuracy (%), against always guessing "
+        "the most frequent layer:",
+        table(["phase", "architectures", "top-1", "top-5", "majority guess", "val. loss", "tokens/s"], rows),
+    ]
+    clf = metrics.get("block_classifier", {})
+    if clf:
+        parts.append(f"Block classifier (context + next layer → block class): held-out accuracy "
+                     f"{fmt(_pct(clf.get('val_accuracy')))} % (majority guess {fmt(_pct(clf.get('val_majority_accuracy')))} %).")
+    if curves is not None:
+        parts.append(_image(curves, out_dir, "GPT loss curves"))
+    return "\n\n".join(parts)
+
+
 def retrain_section(metrics: dict[str, Any], log_csv: Path, out_dir: Path) -> str:
     with log_csv.open() as f:
         log = list(csv.DictReader(f))
     plot = out_dir / "retrain.png"
     plot_training_log(log, plot, "retrain")
-    keep = ["test_acc", "val_acc", "test_loss", "epochs", "seconds", "params", "images_per_s", "device"]
-    return "\n\n".join(["## Retrain", key_value_table(metrics, keep), _image(plot, out_dir, "retrain curves")])
+    rows = [(_pct(metrics.get("test_acc")), _pct(metrics.get("val_acc")), metrics.get("epochs"),
+             metrics.get("params"), metrics.get("seconds"), metrics.get("device"))]
+    return "\n\n".join([
+        "## Retrain",
+        table(["test acc. (%)", "val. acc. (%)", "epochs", "params", "seconds", "device"], rows),
+        _image(plot, out_dir, "retrain curves"),
+    ])
 
 
 def transfer_section(metrics: dict[str, Any]) -> str:
-    keep = ["test_acc", "val_acc", "scratch_test_acc", "gain_over_scratch", "epochs", "seconds", "input_size"]
-    return "## Transfer\n\n" + key_value_table(metrics, keep)
+    header = ["test acc. (%)", "val. acc. (%)", "epochs", "seconds"]
+    row = [_pct(metrics.get("test_acc")), _pct(metrics.get("val_acc")), metrics.get("epochs"), metrics.get("seconds")]
+    if "scratch_test_acc" in metrics:
+        header += ["from scratch (%)", "gain (points)"]
+        row += [_pct(metrics["scratch_test_acc"]), _pct(metrics["gain_over_scratch"])]
+    return "## Transfer\n\n" + table(header, [row])
 
 
 def write_report(inputs: dict[str, Path], out_dir: Path, *, run_name: str, config: dict[str, Any]) -> Path:
@@ -81,12 +128,9 @@ def write_report(inputs: dict[str, Path], out_dir: Path, *, run_name: str, confi
         prepared["transfer"] = inputs["data_transfer"]
     sections.append(data_section(prepared))
     if "corpus" in inputs:
-        sections.append("## Architecture corpus\n\n" + key_value_table(read_json(inputs["corpus"])))
+        sections.append(corpus_section(read_json(inputs["corpus"])))
     if "archgpt" in inputs:
-        part = "## Architecture GPT\n\n" + key_value_table(read_json(inputs["archgpt"]))
-        if "archgpt_curves" in inputs:
-            part += "\n\n" + _image(inputs["archgpt_curves"], out_dir, "GPT loss curves")
-        sections.append(part)
+        sections.append(archgpt_section(read_json(inputs["archgpt"]), inputs.get("archgpt_curves"), out_dir))
     rows = pq.read_table(inputs["search_journal"]).to_pylist()
     sections.append(search_section(read_json(inputs["search_best"]), rows, inputs["search_curve"], out_dir))
     sections.append(retrain_section(read_json(inputs["retrain"]), inputs["retrain_log"], out_dir))
