@@ -62,6 +62,8 @@ class GAWithGPT(GeneticAlgorithm):
 
     def regenerate(self, child: Genotype) -> Genotype:
         rate = mask_rate_at(self.mask_rate, self.generation, self.generations)
+        if rate <= 0:  # draw nothing: with mask rate 0 the search is exactly the plain GA
+            return child
         blocks = list(child)
         masked = [i for i in range(len(blocks)) if self.rng.random() < rate]
         for i in masked:  # left to right, so later blocks see the re-generated ones

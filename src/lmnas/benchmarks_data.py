@@ -1,0 +1,168 @@
+"""Locating and loading the NAS benchmark tables (../shared/benchmarks, see its README.md).
+
+The folder is, in order: the `benchmarks_dir` setting, the LMNAS_BENCHMARKS_DIR environment
+variable, or `shared/benchmarks` beside the repository checkout. Tables are plain JSON objects
+keyed by the space's key; a loaded table is cached per process by its resolved path (a cache,
+not configuration: the same file always gives the same object).
+
+`table_spec` says which file and which columns serve a space on a dataset: the column the
+search maximises (`metric`, a validation accuracy where the benchmark has one) and the column
+reported as test accuracy, per the benchmark's protocol.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lmnas
+from lmnas.errors import LmnasError
+
+ENV_VAR = "LMNAS_BENCHMARKS_DIR"
+SETTING = "search.evaluator.benchmarks_dir"
+
+_TABLES: dict[Path, dict[str, Any]] = {}
+
+
+def default_benchmarks_dir() -> Path:
+    """`shared/benchmarks` beside the repository (src/lmnas/__init__.py → repo → its parent)."""
+    return Path(lmnas.__file__).resolve().parents[2].parent / "shared" / "benchmarks"
+
+
+def resolve_benchmarks_dir(benchmarks_dir: str | Path | None = None) -> Path:
+    chosen = benchmarks_dir or os.environ.get(ENV_VAR) or default_benchmarks_dir()
+    return Path(chosen).expanduser().resolve()
+
+
+def load_table(path: str | Path) -> dict[str, Any]:
+    """The JSON object in `path`, loaded once per process."""
+    path = Path(path).expanduser().resolve()
+    table = _TABLES.get(path)
+    if table is not None:
+        return table
+    if not path.is_file():
+        raise LmnasError(
+            f"benchmark table {path} not found: set {SETTING} or the environment variable {ENV_VAR} "
+            f"to the folder holding the NAS benchmark tables (default: {default_benchmarks_dir()})"
+        )
+    try:
+        with path.open() as f:
+            table = json.load(f)
+    except (OSError, json.JSONDecodeError) as exc:
+        raise LmnasError(f"benchmark table {path}: cannot read it as JSON ({exc})") from None
+    if not isinstance(table, dict) or not table:
+        raise LmnasError(f"benchmark table {path}: expected a non-empty JSON object keyed by architecture")
+    _TABLES[path] = table
+    return table
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """Where a space's measured results live and which columns mean what (accuracies in %)."""
+
+    space: str
+    dataset: str
+    epochs: int
+    file: str  # file name inside the benchmarks folder
+    metric: str  # column the search maximises
+    test_metric: str  # column reported as test accuracy
+    val_metric: str | None = None  # validation column, where the benchmark has a validation split
+    std_metric: str | None = None
+    params: str | None = None  # columns with the trained network's size, where the table has them
+    flops: str | None = None  # multiply-adds
+    cost: str | None = None  # training seconds, where the table records them
+
+
+NB201_DATASETS = {"cifar10": "cifar10", "cifar100": "cifar100", "imagenet16": "imagenet16",
+                  "imagenet16-120": "imagenet16", "imagenet": "imagenet16"}
+# per-dataset 200-epoch files are named by GENIUS (imagenet = ImageNet16-120)
+_NB201_FILE_NAME = {"cifar10": "cifar10", "cifar100": "cifar100", "imagenet16": "imagenet"}
+NO_TABLE = {
+    "channel-bench-macro-resnet": "Channel-Bench-Macro (ResNet) results are not shipped with the benchmarks",
+    "channel-bench-macro-mobilenet": "Channel-Bench-Macro (MobileNet) results are not shipped with the benchmarks",
+}
+TABLE_SPACES = ("nas-bench-macro", "nas-bench-201")
+
+
+def _pick_metric(space: str, metric: str | None, allowed: dict[str, str], default: str) -> str:
+    if metric is None:
+        return default
+    if metric not in allowed:
+        raise LmnasError(
+            f"search.evaluator.metric: {metric!r} is not a column of the {space} table; choose one of {sorted(allowed)}"
+        )
+    return allowed[metric]
+
+
+def table_spec(space: str, dataset: str = "cifar10", epochs: int | None = None, metric: str | None = None) -> TableSpec:
+    """The table serving `space` on `dataset`; raises LmnasError saying why there is none."""
+    if space in NO_TABLE:
+        raise LmnasError(f"no table for this space: {space} ({NO_TABLE[space]}); evaluate it by training "
+                         f"(evaluator 'proxy') instead of table lookup")
+    if space == "nas-bench-macro":
+        if dataset != "cifar10":
+            raise LmnasError(f"search.evaluator.dataset: NAS-Bench-Macro has only cifar10, not {dataset!r}")
+        if epochs not in (None, 50):
+            raise LmnasError(f"search.evaluator.epochs: NAS-Bench-Macro was trained for 50 epochs only, not {epochs}")
+        # mean_acc is the best CIFAR-10 *test* accuracy over 50 epochs (no validation split exists)
+        column = _pick_metric(space, metric, {"mean_acc": "mean_acc"}, "mean_acc")
+        return TableSpec(space, "cifar10", 50, "nas-bench-macro_cifar10.json", column, "mean_acc",
+                         std_metric="std", params="params", flops="flops")
+    if space == "nas-bench-201":
+        ds = NB201_DATASETS.get(dataset.lower())
+        if ds is None:
+            known = sorted(set(NB201_DATASETS.values()))
+            raise LmnasError(f"search.evaluator.dataset: NAS-Bench-201 has {known}, not {dataset!r}")
+        if epochs is None and metric is not None and metric.rsplit("_", 1)[-1] in ("12", "200"):
+            epochs = int(metric.rsplit("_", 1)[-1])
+        epochs = 200 if epochs is None else epochs
+        if epochs not in (12, 200):
+            raise LmnasError(f"search.evaluator.epochs: NAS-Bench-201 tables hold 12 or 200 epochs, not {epochs}")
+        if epochs == 200:  # the per-dataset file, smaller to load
+            file, val, test = f"nasbench201_{_NB201_FILE_NAME[ds]}.json", "val_acc_200", "test_acc_200"
+        else:
+            file, val, test = "nas_bench_201.json", f"{ds}_val_acc_12", f"{ds}_test_acc_12"
+        allowed = {"val_acc": val, "test_acc": test, f"val_acc_{epochs}": val, f"test_acc_{epochs}": test}
+        column = _pick_metric(space, metric, allowed, val)
+        return TableSpec(space, ds, epochs, file, column, test, val_metric=val)
+    raise LmnasError(f"no table for this space: {space}; table lookup knows {list(TABLE_SPACES)}")
+
+
+def table_path(spec: TableSpec, benchmarks_dir: str | Path | None = None) -> Path:
+    return resolve_benchmarks_dir(benchmarks_dir) / spec.file
+
+
+@dataclass(frozen=True)
+class TableStats:
+    """The oracle a search is judged against: the best searched-on value, and the test value
+    of the architecture a perfect search would pick (mean over ties in the searched-on value)."""
+
+    spec: TableSpec
+    size: int
+    best_metric: float  # max of spec.metric
+    best_keys: tuple[str, ...]  # keys reaching it, sorted
+    test_of_best: float  # spec.test_metric of those keys (mean over ties)
+    best_test: float  # max of spec.test_metric over the table
+    mean_metric: float
+
+
+def table_stats(space: str, dataset: str = "cifar10", epochs: int | None = None, metric: str | None = None,
+                benchmarks_dir: str | Path | None = None) -> TableStats:
+    spec = table_spec(space, dataset, epochs, metric)
+    table = load_table(table_path(spec, benchmarks_dir))
+    values = {k: float(v[spec.metric]) for k, v in table.items()}
+    best = max(values.values())
+    keys = tuple(sorted(k for k, v in values.items() if v == best))
+    tests = [float(table[k][spec.test_metric]) for k in keys]
+    return TableStats(
+        spec=spec,
+        size=len(table),
+        best_metric=best,
+        best_keys=keys,
+        test_of_best=sum(tests) / len(tests),
+        best_test=max(float(v[spec.test_metric]) for v in table.values()),
+        mean_metric=sum(values.values()) / len(values),
+    )

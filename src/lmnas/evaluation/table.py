@@ -1,0 +1,116 @@
+"""Table lookup: a candidate's fitness is the accuracy the benchmark measured for it.
+
+One dict lookup per query (no network is built): the table's rows are turned once into
+ready metrics, so a search over a tabular benchmark runs at well over 10,000 queries/s.
+params/flops come from the table where it records them, otherwise None.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lmnas.benchmarks_data import (
+    TableSpec,
+    TableStats,
+    load_table,
+    resolve_benchmarks_dir,
+    table_path,
+    table_spec,
+    table_stats,
+)
+from lmnas.errors import LmnasError
+from lmnas.evaluation import EVALUATORS
+from lmnas.evaluation.base import EvalResult, Evaluator
+from lmnas.spaces.base import Genotype, SearchSpace
+
+
+@dataclass(frozen=True)
+class _Row:
+    metrics: dict[str, float]
+    cost_s: float
+    params: int | None
+    flops: int | None
+
+
+@dataclass
+class _Lookup:
+    spec: TableSpec
+    path: Path
+    rows: dict[str, _Row]
+
+
+@EVALUATORS.register("table")
+class TableEvaluator(Evaluator):
+    """metrics: accuracy (searched-on column, %), test_accuracy (reported column, %), and
+    val_accuracy / std where the benchmark has them. cost_s: the table's training time where it
+    records one, else `cost_per_query_s` (0 by default: a lookup costs no training)."""
+
+    name = "table"
+
+    def __init__(
+        self,
+        benchmarks_dir: str | Path | None = None,
+        dataset: str = "cifar10",
+        metric: str | None = None,
+        epochs: int | None = None,
+        cost_per_query_s: float = 0.0,
+    ) -> None:
+        if cost_per_query_s < 0:
+            raise LmnasError(f"search.evaluator.cost_per_query_s: must be >= 0, got {cost_per_query_s}")
+        self.benchmarks_dir = resolve_benchmarks_dir(benchmarks_dir)
+        self.dataset = dataset
+        self.metric = metric
+        self.epochs = epochs
+        self.cost_per_query_s = float(cost_per_query_s)
+        self._lookups: dict[str, _Lookup] = {}
+
+    def spec(self, space: SearchSpace) -> TableSpec:
+        return table_spec(space.name, self.dataset, self.epochs, self.metric)
+
+    def _lookup(self, space: SearchSpace) -> _Lookup:
+        lookup = self._lookups.get(space.name)
+        if lookup is None:
+            spec = self.spec(space)
+            path = table_path(spec, self.benchmarks_dir)
+            lookup = _Lookup(spec, path, {k: self._row(spec, path, k, v) for k, v in load_table(path).items()})
+            self._lookups[space.name] = lookup
+        return lookup
+
+    def _row(self, spec: TableSpec, path: Path, key: str, record: dict[str, Any]) -> _Row:
+        try:
+            metrics = {"accuracy": float(record[spec.metric]), "test_accuracy": float(record[spec.test_metric])}
+            if spec.val_metric:
+                metrics["val_accuracy"] = float(record[spec.val_metric])
+            if spec.std_metric:
+                metrics["std"] = float(record[spec.std_metric])
+            return _Row(
+                metrics=metrics,
+                cost_s=float(record[spec.cost]) if spec.cost else self.cost_per_query_s,
+                params=int(record[spec.params]) if spec.params else None,
+                flops=int(record[spec.flops]) if spec.flops else None,
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise LmnasError(f"benchmark table {path}: record {key!r} lacks a numeric {exc} column") from None
+
+    def evaluate(self, space: SearchSpace, genotype: Genotype, *, seed: int) -> EvalResult:
+        """`seed` is unused: the table holds one (already averaged) result per architecture."""
+        lookup = self._lookups.get(space.name) or self._lookup(space)
+        try:
+            key = space.key(genotype)
+        except (TypeError, ValueError):  # not even shaped like a genotype: let the space say why
+            key = space.key(space.validate(genotype))
+        row = lookup.rows.get(key)
+        if row is None:
+            raise LmnasError(f"architecture {key!r} is not in the benchmark table {lookup.path} "
+                             f"({len(lookup.rows)} keys); expected a valid {space.name} key")
+        return EvalResult(metrics=dict(row.metrics), cost_s=row.cost_s, params=row.params, flops=row.flops)
+
+    def optimum(self, space: SearchSpace) -> TableStats:
+        """Best searched-on value in the table and the test value of the architecture reaching it."""
+        return table_stats(space.name, self.dataset, self.epochs, self.metric, self.benchmarks_dir)
+
+    def settings(self) -> dict[str, Any]:
+        return {"name": self.name, "benchmarks_dir": str(self.benchmarks_dir), "dataset": self.dataset,
+                "metric": self.metric, "epochs": self.epochs, "cost_per_query_s": self.cost_per_query_s}

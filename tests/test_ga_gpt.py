@@ -1,0 +1,67 @@
+"""GA+GPT with a real (tiny) architecture GPT trained on a real corpus."""
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from lmnas.archgpt import ArchGPTConfig, train_archgpt
+from lmnas.corpus import encode_corpus
+from lmnas.search.runner import Budget, run_search
+from lmnas.spaces import create_space
+from lmnas.strategies import create_strategy
+
+sys.path.insert(0, str(Path(__file__).parent))
+from synthetic import SyntheticEvaluator  # noqa: E402
+
+SPACE = {"min_blocks": 3, "max_blocks": 6, "stage_widths": [16, 32, 64], "input_shape": [1, 8, 8], "num_classes": 5}
+
+
+@pytest.fixture(scope="module")
+def archgpt_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("archgpt")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        encode_corpus(root / "missing.json", root / "corpus", generate_if_missing=30, seed=0)
+        train_archgpt(root / "corpus", root / "gpt", cfg=ArchGPTConfig(n_embd=32), pretrain_epochs=1,
+                      finetune_epochs=1, batch_size=64, lr=1e-3, seed=0, progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    return root / "gpt" / "finetuned"
+
+
+def asks(archgpt_dir, seed, mask_rate, tmp_path):
+    space = create_space("gptnas-blocks", **SPACE)
+    strategy = create_strategy("ga-gpt", space=space, seed=seed, archgpt_dir=archgpt_dir, mask_rate=mask_rate,
+                               population=6, generations=3)
+    outcome = run_search(space, strategy, SyntheticEvaluator(), tmp_path / "journal.jsonl", Budget(100),
+                         seed=seed, progress=False)
+    return [r["key"] for r in outcome.journal.rows], strategy
+
+
+def test_masked_blocks_are_regenerated_deterministically(archgpt_dir, tmp_path):
+    keys_a, strategy = asks(archgpt_dir, 0, 0.4, tmp_path / "a")
+    keys_b, _ = asks(archgpt_dir, 0, 0.4, tmp_path / "b")
+    assert keys_a == keys_b
+    assert strategy.regenerated > 0
+
+
+def test_mask_rate_zero_is_the_plain_ga(archgpt_dir, tmp_path):
+    keys_gpt, strategy = asks(archgpt_dir, 0, 0.0, tmp_path / "gpt")
+    assert strategy.regenerated == 0
+    space = create_space("gptnas-blocks", **SPACE)
+    ga = create_strategy("ga", space=space, seed=0, population=6, generations=3)
+    outcome = run_search(space, ga, SyntheticEvaluator(), tmp_path / "ga.jsonl", Budget(100), seed=0, progress=False)
+    assert keys_gpt == [r["key"] for r in outcome.journal.rows]
+
+
+def test_block_contexts_follow_the_network(archgpt_dir):
+    from lmnas.strategies.ga_gpt import block_contexts
+
+    space = create_space("gptnas-blocks", **SPACE)
+    contexts = block_contexts(space, ("conv", "basic", "mbconv"))
+    # The stem (conv, BN, ReLU) precedes block 0; every later block sees strictly more layers.
+    assert len(contexts[0]) == 3 and contexts[0][0].startswith("Conv2d")
+    assert len(contexts[0]) < len(contexts[1]) < len(contexts[2])
