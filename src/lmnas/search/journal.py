@@ -20,13 +20,15 @@ from lmnas.io import write_with
 
 
 class Journal:
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(path)
+    """`path=None` keeps the journal in memory only (benchmarks of the strategies themselves)."""
+
+    def __init__(self, path: str | os.PathLike[str] | None) -> None:
+        self.path = Path(path) if path is not None else None
         self.rows: list[dict[str, Any]] = self._read()
         self.by_key: dict[str, dict[str, Any]] = {row["key"]: row for row in self.rows}
 
     def _read(self) -> list[dict[str, Any]]:
-        if not self.path.exists():
+        if self.path is None or not self.path.exists():
             return []
         rows = []
         lines = self.path.read_text().splitlines()
@@ -44,12 +46,13 @@ class Journal:
     def append(self, row: dict[str, Any]) -> None:
         if row["key"] in self.by_key:
             raise LmnasError(f"{self.path}: genotype {row['key']!r} is already in the journal")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._drop_torn_tail()
-        with self.path.open("a") as f:
-            f.write(json.dumps(row, sort_keys=True) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._drop_torn_tail()
+            with self.path.open("a") as f:
+                f.write(json.dumps(row, sort_keys=True) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
         self.rows.append(row)
         self.by_key[row["key"]] = row
 

@@ -51,7 +51,7 @@ def run_search(
     space: SearchSpace,
     strategy: Strategy,
     evaluator: Evaluator,
-    journal_path: Path,
+    journal_path: Path | None,
     budget: Budget,
     *,
     seed: int,
