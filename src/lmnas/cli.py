@@ -31,6 +31,8 @@ def _search(args: argparse.Namespace) -> None:
         if "name" not in section[what]:
             raise LmnasError(f"--{what} is required (or a config file with search.{what}.name)")
     section["budget"].setdefault("evaluations", 100)
+    if args.workers:
+        section["workers"] = args.workers
     summary = search_from_config(
         section,
         data_dir=Path(args.data) if args.data else None,
@@ -79,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="output folder (resumes if it holds a journal)")
     s.add_argument("--data", help="prepared dataset folder (for the proxy evaluator)")
     s.add_argument("--archgpt", help="fine-tuned architecture GPT folder (for ga-gpt)")
+    s.add_argument("--workers", type=int, help="evaluate candidates in N parallel processes")
     s.add_argument("--device", default="auto")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=_search)

@@ -1,0 +1,81 @@
+"""The `lmnas` command line: search (fresh, resumed, parallel) and arch."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from lmnas.cli import main
+
+BENCH = Path(__file__).resolve().parents[2] / "shared" / "benchmarks"
+needs_tables = pytest.mark.skipif(not BENCH.is_dir(), reason="../shared/benchmarks not present")
+
+
+def run_cli(capsys, *argv):
+    code = main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@needs_tables
+def test_search_writes_best_and_journal_then_resumes(tmp_path, capsys):
+    out = tmp_path / "run"
+    code, stdout, _ = run_cli(capsys, "search", "--space", "nas-bench-201", "--strategy", "regularized-evolution",
+                              "--budget", "30", "--seed", "1", "--out", str(out), "--quiet")
+    assert code == 0
+    best = json.loads((out / "best.json").read_text())
+    assert set(best) >= {"genotype", "accuracy", "test_accuracy", "evaluations"}
+    assert best["evaluations"] == 30 == pq.read_table(out / "journal.parquet").num_rows
+    assert json.loads(stdout)["genotype"] == best["genotype"]
+    code, _, _ = run_cli(capsys, "search", "--space", "nas-bench-201", "--strategy", "regularized-evolution",
+                         "--budget", "45", "--seed", "1", "--out", str(out), "--quiet")
+    best = json.loads((out / "best.json").read_text())
+    assert code == 0 and best["evaluations"] == 45 and best["resumed_from"] == 30
+    keys = pq.read_table(out / "journal.parquet").column("key").to_pylist()
+    assert len(keys) == len(set(keys)) == 45
+
+
+@needs_tables
+def test_arch_prints_params_and_flops_of_the_table(capsys):
+    code, stdout, _ = run_cli(capsys, "arch", "--space", "nas-bench-macro", "--genotype", "22212220")
+    table = json.loads((BENCH / "nas-bench-macro_cifar10.json").read_text())["22212220"]
+    result = json.loads(stdout)
+    assert code == 0 and (result["params"], result["flops"]) == (table["params"], table["flops"])
+
+
+def test_bad_genotype_is_one_line(capsys):
+    code, _, stderr = run_cli(capsys, "arch", "--space", "nas-bench-macro", "--genotype", "2221222")
+    assert code == 1
+    assert len(stderr.strip().splitlines()) == 1 and "2221222" in stderr
+
+
+def test_unknown_space_lists_the_known_ones(capsys):
+    code, _, stderr = run_cli(capsys, "arch", "--space", "nas-bench-999", "--genotype", "0")
+    assert code == 1 and "known:" in stderr and "nas-bench-201" in stderr
+
+
+@pytest.mark.slow
+def test_parallel_proxy_search_matches_serial(tmp_path):
+    """Two worker processes evaluate the same candidates with the same results as one."""
+    from lmnas.data import DatasetSpec, prepare_dataset
+
+    data = tmp_path / "digits"
+    prepare_dataset(DatasetSpec(source="digits", classes=[0, 1, 2], val_fraction=0.2, test_fraction=0.2), data, seed=0)
+    config = tmp_path / "search.yaml"
+    config.write_text(json.dumps({"search": {
+        "space": {"name": "gptnas-blocks", "min_blocks": 3, "max_blocks": 4, "stage_widths": [16, 32]},
+        "strategy": {"name": "ga", "population": 4, "generations": 1},
+        "evaluator": {"name": "proxy", "recipe": {"epochs": 1, "batch_size": 64, "lr": 0.05}},
+    }}))
+    journals = {}
+    for workers in (1, 2):
+        out = tmp_path / f"w{workers}"
+        cmd = [sys.executable, "-m", "lmnas.cli", "search", "--config", str(config), "--data", str(data),
+               "--budget", "8", "--out", str(out), "--workers", str(workers), "--device", "cpu", "--quiet"]
+        subprocess.run(cmd, check=True, capture_output=True, text=True)
+        rows = pq.read_table(out / "journal.parquet").to_pylist()
+        journals[workers] = {r["key"]: r["metric_accuracy"] for r in rows}
+    assert journals[1] == journals[2] and len(journals[1]) == 8
