@@ -13,7 +13,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from synthetic import SyntheticEvaluator  # noqa: E402
 
 SPACE = {"min_blocks": 3, "max_blocks": 6, "stage_widths": [16, 32, 64], "input_shape": [1, 8, 8], "num_classes": 5}
-NEEDS_MODEL = {"ga-gpt"}  # tested with a trained architecture GPT in test_ga_gpt.py
+# Strategies that need a model or a server: tested in test_ga_gpt.py and test_genius.py.
+NEEDS_MODEL = {"ga-gpt", "genius", "genius-hybrid"}
 
 
 def trace(name, seed, rounds=30):
