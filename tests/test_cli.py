@@ -66,9 +66,10 @@ def test_parallel_proxy_search_matches_serial(tmp_path):
     prepare_dataset(DatasetSpec(source="digits", classes=[0, 1, 2], val_fraction=0.2, test_fraction=0.2), data, seed=0)
     config = tmp_path / "search.yaml"
     config.write_text(json.dumps({"search": {
-        "space": {"name": "gptnas-blocks", "min_blocks": 3, "max_blocks": 4, "stage_widths": [16, 32]},
-        "strategy": {"name": "ga", "population": 4, "generations": 1},
-        "evaluator": {"name": "proxy", "recipe": {"epochs": 1, "batch_size": 64, "lr": 0.05}},
+        "space": "gptnas-blocks", "strategy": "ga", "evaluator": "proxy",
+        "options": {"gptnas-blocks": {"min_blocks": 3, "max_blocks": 4, "stage_widths": [16, 32]},
+                    "ga": {"population": 4, "generations": 1},
+                    "proxy": {"recipe": {"epochs": 1, "batch_size": 64, "lr": 0.05}}},
     }}))
     journals = {}
     for workers in (1, 2):

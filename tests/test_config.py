@@ -29,8 +29,8 @@ def test_paper_configs_merge_into_valid_configs(paper, tmp_path):
 
 def test_negative_population_names_the_field():
     config = default_config()
-    config["search"]["strategy"]["population"] = -3
-    with pytest.raises(LmnasError, match=r"search\.strategy\.population: -3 is less than the minimum of 2"):
+    config["search"]["options"]["ga-gpt"]["population"] = -3
+    with pytest.raises(LmnasError, match=r"search\.options\.ga-gpt\.population: -3 is less than the minimum of 2"):
         resolve(config, REPO)
 
 
@@ -75,6 +75,26 @@ def test_merge_is_deep():
 
 def test_unknown_strategy_lists_registered_ones():
     config = default_config()
-    config["search"]["strategy"]["name"] = "simulated-annealing"
-    with pytest.raises(LmnasError, match=r"search\.strategy\.name: 'simulated-annealing' is not allowed; allowed values: \[.*'ga'"):
+    config["search"]["strategy"] = "simulated-annealing"
+    with pytest.raises(LmnasError, match=r"search\.strategy: 'simulated-annealing' is not allowed; allowed values: \[.*'ga'"):
+        resolve(config, REPO)
+
+
+def test_settings_the_factory_does_not_take_are_named():
+    config = default_config()
+    config["search"]["options"]["ga-gpt"]["populaton"] = 5
+    with pytest.raises(LmnasError, match=r"search\.options\.ga-gpt: .*'populaton'"):
+        resolve(config, REPO)
+
+
+def test_switching_space_in_an_override_ignores_the_other_spaces_options():
+    config = merge(default_config(), {"search": {"space": "nas-bench-201", "strategy": "regularized-evolution",
+                                                  "evaluator": "table"}, "retrain": {"enabled": False}})
+    resolve(config, REPO)
+
+
+def test_options_for_unregistered_names_are_rejected():
+    config = default_config()
+    config["search"]["options"]["nas-bench-999"] = {}
+    with pytest.raises(LmnasError, match=r"search\.options\.nas-bench-999: not a registered"):
         resolve(config, REPO)

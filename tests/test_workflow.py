@@ -37,11 +37,11 @@ def write_override(tmp_path, data):
 
 
 def test_bad_value_is_one_clear_line_and_nothing_runs(tmp_path):
-    override = write_override(tmp_path, {"search": {"strategy": {"population": -3}}})
+    override = write_override(tmp_path, {"search": {"options": {"ga-gpt": {"population": -3}}}})
     out = snakemake("--cores", "1", "--directory", str(tmp_path), "--configfile", str(override))
     assert out.returncode != 0
-    lines = [l for l in out.stderr.splitlines() if "search.strategy.population" in l]
-    assert lines == ["lmnas: invalid configuration: config: search.strategy.population: -3 is less than the minimum of 2"]
+    lines = [l for l in out.stderr.splitlines() if "population" in l]
+    assert lines == ["lmnas: invalid configuration: config: search.options.ga-gpt.population: -3 is less than the minimum of 2"]
     assert not (tmp_path / "results").exists() and not (tmp_path / "data").exists()
 
 

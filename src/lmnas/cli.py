@@ -14,22 +14,17 @@ def _search(args: argparse.Namespace) -> None:
     from lmnas.config import load_yaml
     from lmnas.search.workflow import search_from_config
 
-    section = load_yaml(args.config)["search"] if args.config else {}
-    section.setdefault("space", {})
-    section.setdefault("strategy", {})
-    section.setdefault("evaluator", {"name": "table" if args.data is None else "proxy"})
-    section.setdefault("budget", {})
-    if args.space:
-        section["space"] = {"name": args.space} if section["space"].get("name") != args.space else section["space"]
-    if args.strategy:
-        section["strategy"] = {"name": args.strategy} if section["strategy"].get("name") != args.strategy else section["strategy"]
-    if args.evaluator:
-        section["evaluator"]["name"] = args.evaluator
+    section = dict(load_yaml(args.config).get("search", {})) if args.config else {}
+    for what in ("space", "strategy", "evaluator"):
+        if getattr(args, what):
+            section[what] = getattr(args, what)
+    section.setdefault("evaluator", "table" if args.data is None else "proxy")
+    for what in ("space", "strategy"):
+        if what not in section:
+            raise LmnasError(f"--{what} is required (or a config file with search.{what})")
+    section["budget"] = dict(section.get("budget", {}))
     if args.budget:
         section["budget"]["evaluations"] = args.budget
-    for what in ("space", "strategy"):
-        if "name" not in section[what]:
-            raise LmnasError(f"--{what} is required (or a config file with search.{what}.name)")
     section["budget"].setdefault("evaluations", 100)
     if args.workers:
         section["workers"] = args.workers
@@ -72,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("search", help="run a search and write journal.parquet, best.json, curve.png")
-    s.add_argument("--config", help="YAML whose `search:` section gives space/strategy/evaluator settings")
+    s.add_argument("--config", help="YAML whose `search:` section (as in config/config.yaml) gives names, options and budget")
     s.add_argument("--space")
     s.add_argument("--strategy")
     s.add_argument("--evaluator", help="default: table lookup, or proxy training when --data is given")

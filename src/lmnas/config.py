@@ -50,13 +50,27 @@ def _check_references(config: dict[str, Any], source: str) -> None:
     from lmnas.spaces import SPACES
     from lmnas.strategies import STRATEGIES
 
-    for what, registry in (("space", SPACES), ("strategy", STRATEGIES), ("evaluator", EVALUATORS)):
-        name = config["search"][what]["name"]
+    search = config["search"]
+    registries = {"space": SPACES, "strategy": STRATEGIES, "evaluator": EVALUATORS}
+    known = set().union(*(r.names() for r in registries.values()))
+    for name in search.get("options", {}):
+        if name not in known:
+            raise LmnasError(f"{source}: search.options.{name}: not a registered space, strategy or evaluator; "
+                             f"registered: {sorted(known)}")
+    for what, registry in registries.items():
+        name = search[what]
         if name not in registry:
-            raise LmnasError(f"{source}: search.{what}.name: {name!r} is not allowed; allowed values: {registry.names()}")
+            raise LmnasError(f"{source}: search.{what}: {name!r} is not allowed; allowed values: {registry.names()}")
+        try:  # the settings must fit the factory's signature (values are checked when it runs)
+            registry.check_settings(name, search.get("options", {}).get(name, {}))
+        except LmnasError as exc:
+            raise LmnasError(f"{source}: search.options.{name}: {exc}") from None
     names = sorted(config["datasets"])
-    for section in ("search", "transfer"):
-        name = config[section]["dataset"]
+    needs = ["transfer"] if config["transfer"].get("enabled", True) and config["retrain"].get("enabled", True) else []
+    if search["evaluator"] != "table" or config["retrain"].get("enabled", True):
+        needs.insert(0, "search")
+    for section in needs:
+        name = config[section].get("dataset")
         if name not in config["datasets"]:
             raise LmnasError(f"{source}: {section}.dataset: {name!r} is not defined; defined datasets: {names}")
 

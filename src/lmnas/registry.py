@@ -29,13 +29,27 @@ class Registry(Generic[T]):
 
     def create(self, name: str, /, **kwargs: object) -> T:
         """Build by name; settings that the factory does not take are a clear error, not a TypeError."""
+        self.check_settings(name, kwargs)
+        return self.get(name)(**kwargs)
+
+    def accepted_settings(self, name: str) -> list[str]:
+        """Keyword settings of the factory, following `**kwargs` into base-class __init__s."""
         factory = self.get(name)
-        try:
-            inspect.signature(factory).bind(**kwargs)
-        except TypeError as exc:
-            accepted = [p for p in inspect.signature(factory).parameters if p not in ("self", "kwargs")]
-            raise LmnasError(f"{self.kind} {name!r}: {exc}; accepted settings: {accepted}") from None
-        return factory(**kwargs)
+        chain = [c.__init__ for c in factory.__mro__ if "__init__" in vars(c)] if inspect.isclass(factory) else [factory]
+        names: list[str] = []
+        for function in chain:
+            params = inspect.signature(function).parameters.values()
+            names += [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+                      and p.name != "self" and p.name not in names]
+            if not any(p.kind == p.VAR_KEYWORD for p in params):
+                break
+        return names
+
+    def check_settings(self, name: str, settings: dict[str, object]) -> None:
+        accepted = self.accepted_settings(name)
+        unknown = sorted(set(settings) - set(accepted))
+        if unknown:
+            raise LmnasError(f"{self.kind} {name!r}: unknown settings {unknown}; accepted settings: {accepted}")
 
     def get(self, name: str) -> Callable[..., T]:
         try:

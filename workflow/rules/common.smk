@@ -32,3 +32,16 @@ def rule_threads(rule_name):
 def prepared(name):
     return f"{PREPARED}/{name}"
 
+
+
+def uses_archgpt():
+    return config["search"]["strategy"] == "ga-gpt"
+
+
+def search_needs_data():
+    # Table-lookup evaluators read benchmark tables, not a prepared dataset.
+    return config["search"]["evaluator"] != "table"
+
+
+def enabled(stage):
+    return config[stage].get("enabled", True)

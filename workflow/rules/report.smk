@@ -1,16 +1,19 @@
 def report_inputs(wildcards):
     inputs = {
-        "data_search": prepared(config["search"]["dataset"]),
-        "corpus": rules.encode_corpus.output.summary,
         "search_best": rules.search.output.best,
         "search_journal": rules.search.output.journal,
         "search_curve": rules.search.output.curve,
-        "retrain": rules.retrain.output.metrics,
-        "retrain_log": rules.retrain.output.log_csv,
-        "data_transfer": prepared(config["transfer"]["dataset"]),
-        "transfer": rules.transfer.output.metrics,
     }
-    if config["search"]["strategy"]["name"] == "ga-gpt":
+    if search_needs_data() or enabled("retrain"):
+        inputs["data_search"] = prepared(config["search"]["dataset"])
+    if enabled("retrain"):
+        inputs["retrain"] = rules.retrain.output.metrics
+        inputs["retrain_log"] = rules.retrain.output.log_csv
+        if enabled("transfer"):
+            inputs["data_transfer"] = prepared(config["transfer"]["dataset"])
+            inputs["transfer"] = rules.transfer.output.metrics
+    if uses_archgpt():
+        inputs["corpus"] = rules.encode_corpus.output.summary
         inputs["archgpt"] = rules.train_archgpt.output.metrics
         inputs["archgpt_curves"] = rules.train_archgpt.output.curves
     return inputs
@@ -22,7 +25,6 @@ rule report:
         unpack(report_inputs),
     output:
         report=f"{RUN}/report/report.md",
-        retrain_plot=f"{RUN}/report/retrain.png",
     params:
         run_name=CFG.run_name,
         config=config,

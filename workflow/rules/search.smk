@@ -1,6 +1,6 @@
 def search_inputs(wildcards):
-    inputs = {"data": prepared(config["search"]["dataset"])}
-    if config["search"]["strategy"]["name"] == "ga-gpt":
+    inputs = {"data": prepared(config["search"]["dataset"])} if search_needs_data() else {}
+    if uses_archgpt():
         inputs["archgpt"] = rules.train_archgpt.output.finetuned
     return inputs
 

@@ -7,7 +7,7 @@ from lmnas.stage import run_stage
 def main(smk):
     search_from_config(
         smk.params.search,
-        data_dir=Path(smk.input.data),
+        data_dir=Path(smk.input.data) if "data" in smk.input.keys() else None,
         archgpt_dir=Path(smk.input.archgpt) if "archgpt" in smk.input.keys() else None,
         out_dir=Path(smk.output.best).parent,
         seed=smk.params.seed,

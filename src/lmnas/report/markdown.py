@@ -36,19 +36,24 @@ def search_section(best: dict[str, Any], journal_rows: list[dict[str, Any]], cur
         by_generation[int(row["generation"])].append(float(row["metric_accuracy"]))
     gen_rows = [(g, len(v), mean_std(v), max(v)) for g, v in sorted(by_generation.items())]
     top = sorted(journal_rows, key=lambda r: -float(r["metric_accuracy"]))[:5]
-    top_rows = [(r["step"], r["key"], float(r["metric_accuracy"]), r.get("params"), r.get("flops")) for r in top]
+    top_rows = [(r["step"], r["key"], float(r["metric_accuracy"]), r.get("metric_test_accuracy"), r.get("params"),
+                 r.get("flops")) for r in top]
     strategy = best["strategy"]
+    per_generation = [
+        "Accuracy per generation (mean ± std over the generation's distinct candidates):",
+        table(["generation", "candidates", "accuracy (%)", "best (%)"], gen_rows),
+    ] if len(gen_rows) > 1 else []
     return "\n\n".join([
         "## Search",
         f"Strategy **{strategy['name']}** on space **{best['space']['name']}**, evaluator "
         f"**{best['evaluator']['name']}**, seed {best['seed']}: {best['evaluations']} evaluations "
         f"({fmt(best['search_cost_s'])} s of evaluation), stopped because: {best['stopped_because']}.",
-        table(["best genotype", "accuracy (%)", "params", "FLOPs (MACs)", "found at step"],
-              [(best["genotype"], best["accuracy"], best.get("params"), best.get("flops"), best["step"])]),
-        "Accuracy per generation (mean ± std over the generation's distinct candidates):",
-        table(["generation", "candidates", "accuracy (%)", "best (%)"], gen_rows),
-        "Top candidates:",
-        table(["step", "genotype", "accuracy (%)", "params", "FLOPs"], top_rows),
+        table(["best genotype", "accuracy (%)", "test accuracy (%)", "params", "FLOPs (MACs)", "found at step"],
+              [(best["genotype"], best["accuracy"], best.get("test_accuracy"), best.get("params"), best.get("flops"),
+                best["step"])]),
+        *per_generation,
+        "Top candidates (by the searched-on accuracy):",
+        table(["step", "genotype", "accuracy (%)", "test accuracy (%)", "params", "FLOPs"], top_rows),
         _image(curve, out_dir, "search curve"),
     ])
 
@@ -123,18 +128,19 @@ def write_report(inputs: dict[str, Path], out_dir: Path, *, run_name: str, confi
         f"# lmnas report: {run_name}",
         f"Generated {dt.datetime.now().isoformat(timespec='seconds')} with lmnas {__version__}, torch {torch.__version__}.",
     ]
-    prepared = {"search": inputs["data_search"]}
-    if "data_transfer" in inputs:
-        prepared["transfer"] = inputs["data_transfer"]
-    sections.append(data_section(prepared))
+    prepared = {role: inputs[f"data_{role}"] for role in ("search", "transfer") if f"data_{role}" in inputs}
+    if prepared:
+        sections.append(data_section(prepared))
     if "corpus" in inputs:
         sections.append(corpus_section(read_json(inputs["corpus"])))
     if "archgpt" in inputs:
         sections.append(archgpt_section(read_json(inputs["archgpt"]), inputs.get("archgpt_curves"), out_dir))
     rows = pq.read_table(inputs["search_journal"]).to_pylist()
     sections.append(search_section(read_json(inputs["search_best"]), rows, inputs["search_curve"], out_dir))
-    sections.append(retrain_section(read_json(inputs["retrain"]), inputs["retrain_log"], out_dir))
-    sections.append(transfer_section(read_json(inputs["transfer"])))
+    if "retrain" in inputs:
+        sections.append(retrain_section(read_json(inputs["retrain"]), inputs["retrain_log"], out_dir))
+    if "transfer" in inputs:
+        sections.append(transfer_section(read_json(inputs["transfer"])))
     sections.append("## Configuration\n\n```json\n" + json.dumps(config, indent=2, sort_keys=True) + "\n```")
     path = out_dir / "report.md"
     write_text(path, "\n\n".join(sections) + "\n")

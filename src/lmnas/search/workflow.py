@@ -14,6 +14,12 @@ from lmnas.search.runner import Budget
 from lmnas.spaces import SPACES, SearchSpace, create_space
 
 
+def chosen(search_cfg: dict[str, Any], what: str) -> dict[str, Any]:
+    """`{"name": <chosen>, **search.options[<chosen>]}` for what = space | strategy | evaluator."""
+    name = search_cfg[what]
+    return {**search_cfg.get("options", {}).get(name, {}), "name": name}
+
+
 def search_from_config(
     search_cfg: dict[str, Any],
     *,
@@ -25,7 +31,7 @@ def search_from_config(
     progress: bool = True,
 ) -> dict[str, Any]:
     device = resolve_device(device)
-    space = dict(search_cfg["space"])
+    space = chosen(search_cfg, "space")
     accepts = inspect.signature(SPACES.get(space["name"])).parameters
     if data_dir is not None and "input_shape" in accepts:
         # Spaces built for the data (not fixed by a benchmark) take its shape and classes.
@@ -34,20 +40,20 @@ def search_from_config(
         manifest = read_manifest(data_dir)
         space.setdefault("input_shape", manifest["image_shape"])
         space.setdefault("num_classes", manifest["num_classes"])
-    strategy = dict(search_cfg["strategy"])
+    strategy = chosen(search_cfg, "strategy")
     if strategy["name"] == "ga-gpt":
         if archgpt_dir is None:
             raise LmnasError("search.strategy ga-gpt needs a trained architecture GPT (archgpt_dir)")
         strategy.setdefault("archgpt_dir", str(archgpt_dir))
         strategy.setdefault("device", device)
-    evaluator = dict(search_cfg["evaluator"])
+    evaluator = chosen(search_cfg, "evaluator")
     if evaluator["name"] == "proxy":
         if data_dir is None:
-            raise LmnasError("search.evaluator proxy needs a prepared dataset")
+            raise LmnasError("search.evaluator proxy needs a prepared dataset (search.dataset, or --data)")
         evaluator.update(prepared_dir=str(data_dir), device=device)
-    budget = Budget(**search_cfg["budget"])
-    request = SearchRequest(space=space, strategy=strategy, evaluator=evaluator, budget=budget,
-                            seed=seed, out_dir=out_dir, workers=search_cfg.get("workers", 1), progress=progress)
+    budget = Budget(**search_cfg.get("budget", {"evaluations": 100}))
+    request = SearchRequest(space=space, strategy=strategy, evaluator=evaluator, budget=budget, seed=seed,
+                            out_dir=out_dir, workers=search_cfg.get("workers", 1), progress=progress)
     return search(request)
 
 
