@@ -31,6 +31,9 @@ BENCHMARKS: dict[str, dict[str, Any]] = {
                                "evaluator": {"name": "table", "dataset": "cifar100"}},
     "nas-bench-201/imagenet16": {"space": {"name": "nas-bench-201", "num_classes": 120, "input_shape": [3, 16, 16]},
                                  "evaluator": {"name": "table", "dataset": "imagenet16"}},
+    # 292 distinct cells with validation accuracy only: the search is restricted to them.
+    "nas-bench-101/subset": {"space": {"name": "nas-bench-101"}, "evaluator": {"name": "table", "table": "subset"},
+                             "candidates_from_table": True},
 }
 STRATEGIES: dict[str, dict[str, Any]] = {
     "random": {},
@@ -71,9 +74,13 @@ def main() -> None:
         evaluator_name, evaluator_settings = build(BENCHMARKS[bench]["evaluator"])
         if args.benchmarks_dir:
             evaluator_settings["benchmarks_dir"] = args.benchmarks_dir
-        space = create_space(space_name, **space_settings)
         evaluator = EVALUATORS.create(evaluator_name, **evaluator_settings)
+        space = create_space(space_name, **space_settings)
+        if BENCHMARKS[bench].get("candidates_from_table"):
+            space = create_space(space_name, **space_settings, candidates=evaluator.keys(space))
         optimum = evaluator.optimum(space)
+        # The reported oracle: test accuracy of the val-best arch, or the best value where no test column exists.
+        oracle = optimum.test_of_best if optimum.test_of_best is not None else optimum.best_metric
         for strategy_name in args.strategies:
             finals: dict[int, list[float]] = {b: [] for b in args.budgets}
             evaluations, seconds = 0, 0.0
@@ -91,15 +98,15 @@ def main() -> None:
                 "benchmark": bench, "strategy": strategy_name, "seeds": args.seeds,
                 "mean": {b: statistics.mean(v) for b, v in finals.items()},
                 "std": {b: statistics.stdev(v) if len(v) > 1 else 0.0 for b, v in finals.items()},
-                "optimum_test_of_val_best": optimum.test_of_best, "optimum_best_test": optimum.best_test,
+                "optimum": oracle, "optimum_best_test": optimum.best_test,
                 "evaluations_per_s": evaluations / seconds,
             }
             results.append(entry)
             rows_out.append([bench, strategy_name]
                             + [f"{entry['mean'][b]:.2f} ± {entry['std'][b]:.2f}" for b in args.budgets]
-                            + [f"{optimum.test_of_best:.2f}", f"{entry['evaluations_per_s']:,.0f}"])
-    print(f"best accuracy found (%), mean ± std over {args.seeds} seeds "
-          "(NAS-Bench-201: test accuracy of the best-on-validation pick)")
+                            + [f"{oracle:.2f}", f"{entry['evaluations_per_s']:,.0f}"])
+    print(f"best accuracy found (%), mean ± std over {args.seeds} seeds (NAS-Bench-201: test accuracy of the "
+          "best-on-validation pick; NAS-Bench-101 subset: validation accuracy, 292 cells, so 300 queries = all)")
     print_table(["benchmark", "strategy"] + [f"{b} queries" for b in args.budgets] + ["optimum", "evals/s"], rows_out)
     write_result("search_quality", {"args": vars(args), "results": results})
 

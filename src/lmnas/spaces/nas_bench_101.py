@@ -1,0 +1,362 @@
+"""NAS-Bench-101 (Ying et al., ICML 2019): one cell of at most 7 vertices and 9 edges, stacked.
+
+Genotype: a pruned, **canonical** `CellSpec` (hashable). Of all relabellings of the interior
+vertices 1..n-2 that keep the matrix upper-triangular (the topological orders, at most 5! = 120),
+the canonical one has the lexicographically smallest (upper-triangle bits row-major, op indices
+in `AVAILABLE_OPS` order). Isomorphic cells therefore have one genotype and one key; the key is
+as fine as the benchmark's module hash (`hash_key`), which is what the 20k table is keyed by.
+
+Key: `<upper-triangle bits, row-major>|<interior op codes>`; an n-vertex cell has n(n-1)/2 bits
+and n-2 codes, `c3` = conv3x3-bn-relu, `c1` = conv1x1-bn-relu, `mp` = maxpool3x3. Input and
+output are implicit. Example: `1100110001|c3,mp,c1`... for n = 5 read the bits as rows 0→(1,2,3,4),
+1→(2,3,4), 2→(3,4), 3→(4). The 2-vertex cell (input → output) is `1|`. `parse` accepts any valid
+cell key (also unpruned or non-canonical) and returns the canonical genotype.
+
+Network (`lmnas.nasbench101.build_network`): 3x3 conv stem of 128 channels, 3 stacks of 3 cells,
+2x2 max-pool and doubled channels between stacks, global average pool, linear. Its parameter
+count is the benchmark's `trainable_parameters` for the vertex order built; the canonical order
+can differ from the order stored in the benchmark by a few thousand parameters (see network.py).
+
+`candidates` (keys) restricts the space to a finite set, e.g. the cells of a table
+(`TableEvaluator.keys(space)`): sampling draws from it, and mutation/crossover children outside
+it move to a random candidate at the smallest Hamming distance (padded 7x7 upper triangle + ops).
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Iterator, Sequence
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+from torch import nn
+
+from lmnas.errors import LmnasError
+from lmnas.nasbench101 import AVAILABLE_OPS, CellSpec, build_network, random_cell
+from lmnas.nasbench101.cell import INPUT, MAX_VERTICES, OUTPUT, Matrix
+from lmnas.spaces import SPACES
+from lmnas.spaces.base import SearchSpace
+
+# Key codes of AVAILABLE_OPS, in its order (conv3x3, conv1x1, maxpool3x3).
+OP_CODES: tuple[str, ...] = ("c3", "c1", "mp")
+_CODE_OF = dict(zip(AVAILABLE_OPS, OP_CODES))
+_OP_OF = dict(zip(OP_CODES, AVAILABLE_OPS))
+_OP_INDEX = {op: i for i, op in enumerate(AVAILABLE_OPS)}
+_KEY_RE = re.compile(r"^([01]*)\|([a-z0-9,]*)$")
+
+# Mutation as google-research/nasbench's regularized-evolution example (mutation_rate 1): each of
+# the 21 edge slots of the 7-vertex cell flips with p = 1/7, each of the 5 interior ops changes
+# with p = 1/5 (in expectation 3 flips, 1 op change; NASLib uses the same edge rate).
+EDGE_FLIP_P = 1.0 / MAX_VERTICES
+OP_CHANGE_P = 1.0 / (MAX_VERTICES - 2)
+CROSSOVER_TRIES = 10
+_PAD = -1  # op index of a padding vertex in the Hamming vectors
+
+
+# ---- canonical form and key ---------------------------------------------------------------------
+
+
+def _topological_orders(matrix: Matrix) -> Iterator[tuple[int, ...]]:
+    """Every vertex order (new position → old vertex) that keeps the matrix upper-triangular.
+    In a pruned cell input comes first and output last in every such order."""
+    n = len(matrix)
+    preds = [{u for u in range(n) if matrix[u][v]} for v in range(n)]
+
+    def extend(order: list[int], placed: set[int]) -> Iterator[tuple[int, ...]]:
+        if len(order) == n:
+            yield tuple(order)
+            return
+        for v in range(n):
+            if v not in placed and preds[v] <= placed:
+                order.append(v)
+                placed.add(v)
+                yield from extend(order, placed)
+                order.pop()
+                placed.discard(v)
+
+    yield from extend([], set())
+
+
+@lru_cache(maxsize=1 << 16)
+def _canonical(matrix: Matrix, ops: tuple[str, ...]) -> CellSpec:
+    n = len(ops)
+    best: tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]] | None = None
+    for order in _topological_orders(matrix):
+        bits = tuple(matrix[order[i]][order[j]] for i in range(n) for j in range(i + 1, n))
+        labels = tuple(_OP_INDEX[ops[v]] for v in order[1:-1])
+        if best is None or (bits, labels) < best[:2]:
+            best = (bits, labels, order)
+    assert best is not None  # a validated cell has at least one topological order
+    order = best[2]
+    return CellSpec(tuple(tuple(matrix[order[i]][order[j]] for j in range(n)) for i in range(n)),
+                    tuple(ops[v] for v in order))
+
+
+def canonical_cell(cell: CellSpec) -> CellSpec:
+    """The pruned cell in canonical vertex order (cached: cheap for a cell seen before)."""
+    pruned = cell.pruned()
+    return _canonical(pruned.matrix, pruned.ops)
+
+
+@lru_cache(maxsize=1 << 16)
+def _module_hash(cell: CellSpec) -> str:
+    return cell.hash()  # ~80 µs of md5s: cached, as a search looks the same cells up again and again
+
+
+def cell_key(cell: CellSpec) -> str:
+    """`<upper-triangle bits>|<op codes>` of the canonical form of `cell`."""
+    cell = canonical_cell(cell)
+    n = cell.num_vertices
+    bits = "".join(str(cell.matrix[i][j]) for i in range(n) for j in range(i + 1, n))
+    return bits + "|" + ",".join(_CODE_OF[op] for op in cell.ops[1:-1])
+
+
+def parse_cell_key(key: str) -> CellSpec:
+    """The canonical cell of a key; LmnasError naming what is wrong."""
+    match = _KEY_RE.match(key.strip()) if isinstance(key, str) else None
+    if match is None:
+        raise LmnasError(
+            f"NAS-Bench-101 key {key!r}: expected '<0/1 upper-triangle bits>|<op codes>' with op codes "
+            f"{list(OP_CODES)} separated by commas, e.g. '111000|c3,c1' for 4 vertices"
+        )
+    bits, codes_text = match.groups()
+    codes = codes_text.split(",") if codes_text else []
+    bad = [c for c in codes if c not in _OP_OF]
+    if bad:
+        raise LmnasError(f"NAS-Bench-101 key {key!r}: unknown op codes {bad}; expected {list(OP_CODES)} "
+                         f"({', '.join(f'{c} = {op}' for c, op in _OP_OF.items())})")
+    n = len(codes) + 2
+    if len(bits) != n * (n - 1) // 2:
+        raise LmnasError(f"NAS-Bench-101 key {key!r}: {len(codes)} op codes mean {n} vertices, whose upper "
+                         f"triangle has {n * (n - 1) // 2} bits, but the key has {len(bits)}")
+    it = iter(bits)
+    upper = [[int(next(it)) if j > i else 0 for j in range(n)] for i in range(n)]
+    try:
+        cell = CellSpec(upper, [INPUT, *(_OP_OF[c] for c in codes), OUTPUT])
+    except LmnasError as exc:
+        raise LmnasError(f"NAS-Bench-101 key {key!r}: {exc}") from None
+    return canonical_cell(cell)
+
+
+def _as_cell(genotype: Any) -> CellSpec:
+    """A CellSpec from a CellSpec, a key, {'matrix', 'ops'} or a (matrix, ops) pair."""
+    if isinstance(genotype, CellSpec):
+        return genotype
+    if isinstance(genotype, str):
+        return parse_cell_key(genotype)
+    if isinstance(genotype, dict) and "matrix" in genotype and "ops" in genotype:
+        matrix, ops = genotype["matrix"], genotype["ops"]
+    elif isinstance(genotype, (tuple, list)) and len(genotype) == 2:
+        matrix, ops = genotype
+    else:
+        matrix = ops = None
+    if matrix is not None:
+        try:
+            return CellSpec(matrix, ops)
+        except (LmnasError, TypeError) as exc:
+            raise LmnasError(f"NAS-Bench-101 genotype {genotype!r}: {exc}") from None
+    raise LmnasError(f"NAS-Bench-101 genotype {genotype!r}: expected a CellSpec, a key "
+                     f"'<bits>|<op codes>', {{'matrix': ..., 'ops': ...}} or a (matrix, ops) pair")
+
+
+# ---- padded 7-vertex form (mutation, crossover, Hamming distance) --------------------------------
+
+
+def _padded(cell: CellSpec, pad_ops: Sequence[str]) -> tuple[list[list[int]], list[str]]:
+    """The cell as a 7x7 matrix: vertices 0..n-2 kept, output moved to 6, isolated vertices with
+    `pad_ops` in between (what the unpruned benchmark cell would hold)."""
+    n = cell.num_vertices
+    position = [*range(n - 1), MAX_VERTICES - 1]  # old vertex → new index
+    matrix = [[0] * MAX_VERTICES for _ in range(MAX_VERTICES)]
+    for i in range(n):
+        for j in range(n):
+            matrix[position[i]][position[j]] = cell.matrix[i][j]
+    ops = [*cell.ops[:-1], *pad_ops[: MAX_VERTICES - n], OUTPUT]
+    return matrix, ops
+
+
+def _vector(cell: CellSpec) -> np.ndarray:
+    """21 padded upper-triangle bits + 5 interior op indices (-1 = padding), for Hamming distances."""
+    n = cell.num_vertices
+    matrix, _ = _padded(cell, [INPUT] * (MAX_VERTICES - n))
+    labels = [_OP_INDEX[op] for op in cell.ops[1:-1]] + [_PAD] * (MAX_VERTICES - n)
+    bits = [matrix[i][j] for i in range(MAX_VERTICES) for j in range(i + 1, MAX_VERTICES)]
+    return np.array(bits + labels, dtype=np.int8)
+
+
+def _random_ops(rng: random.Random, count: int) -> list[str]:
+    return [rng.choice(AVAILABLE_OPS) for _ in range(count)]
+
+
+def _try_cell(matrix: list[list[int]], ops: list[str]) -> CellSpec | None:
+    try:
+        return canonical_cell(CellSpec(matrix, ops))
+    except LmnasError:
+        return None
+
+
+# ---- the space ------------------------------------------------------------------------------------
+
+
+@SPACES.register("nas-bench-101")
+class NASBench101Space(SearchSpace):
+    name = "nas-bench-101"
+
+    def __init__(
+        self,
+        num_classes: int = 10,
+        stem_channels: int = 128,
+        num_stacks: int = 3,
+        cells_per_stack: int = 3,
+        input_shape: Sequence[int] = (3, 32, 32),
+        candidates: Sequence[str] | None = None,
+    ) -> None:
+        if len(input_shape) != 3 or min(input_shape) < 1:
+            raise LmnasError(f"search.space.input_shape: expected [C, H, W], got {list(input_shape)}")
+        if num_classes < 2 or stem_channels < 1 or num_stacks < 1 or cells_per_stack < 1:
+            raise LmnasError(
+                "search.space: need num_classes >= 2 and stem_channels, num_stacks, cells_per_stack >= 1; got "
+                f"{num_classes}, {stem_channels}, {num_stacks}, {cells_per_stack}"
+            )
+        self.num_classes = int(num_classes)
+        self.stem_channels = int(stem_channels)
+        self.num_stacks = int(num_stacks)
+        self.cells_per_stack = int(cells_per_stack)
+        self.input_shape = tuple(int(s) for s in input_shape)  # type: ignore[assignment]
+        self.candidates: list[CellSpec] | None = None
+        if candidates is not None:
+            self._set_candidates(candidates)
+
+    def _set_candidates(self, keys: Sequence[str]) -> None:
+        if isinstance(keys, str) or not keys:
+            raise LmnasError("search.space.candidates: expected a non-empty list of NAS-Bench-101 keys")
+        cells: dict[CellSpec, None] = {}
+        for i, key in enumerate(keys):
+            try:
+                cells[parse_cell_key(key)] = None
+            except LmnasError as exc:
+                raise LmnasError(f"search.space.candidates[{i}]: {exc}") from None
+        # Sorted by key: the same set gives the same sampling sequence whatever the order given.
+        self.candidates = sorted(cells, key=cell_key)
+        self._candidate_set = frozenset(self.candidates)
+        self._candidate_vectors = np.stack([_vector(c) for c in self.candidates])  # (K, 26)
+
+    # -- genotype operators -----------------------------------------------------------------------
+    def sample(self, rng: random.Random) -> CellSpec:
+        """NAS-Bench-101's sampler (edges p = 0.5, ops uniform, redrawn until valid), or a
+        uniformly drawn candidate."""
+        if self.candidates is not None:
+            return rng.choice(self.candidates)
+        return canonical_cell(random_cell(rng))
+
+    def mutate(self, genotype: CellSpec, rng: random.Random) -> CellSpec:
+        """Flip edges / change ops of the padded 7-vertex cell, redrawn until valid and a different
+        cell; with candidates, the nearest other candidate to that child."""
+        parent = canonical_cell(_as_cell(genotype))
+        while True:
+            matrix, ops = _padded(parent, _random_ops(rng, MAX_VERTICES - parent.num_vertices))
+            for i in range(MAX_VERTICES - 1):
+                for j in range(i + 1, MAX_VERTICES):
+                    if rng.random() < EDGE_FLIP_P:
+                        matrix[i][j] = 1 - matrix[i][j]
+            for v in range(1, MAX_VERTICES - 1):
+                if rng.random() < OP_CHANGE_P:
+                    ops[v] = rng.choice([op for op in AVAILABLE_OPS if op != ops[v]])
+            child = _try_cell(matrix, ops)
+            if child is not None and child != parent:
+                break
+        return self._snap(child, rng, exclude=parent)
+
+    def crossover(self, a: CellSpec, b: CellSpec, rng: random.Random) -> tuple[CellSpec, CellSpec]:
+        """Swap adjacency rows (a vertex's out-edges) and interior ops between the padded parents,
+        each with p = 1/2; children that are not valid cells after `CROSSOVER_TRIES` draws fall
+        back to their parent (child 1 ← a, child 2 ← b)."""
+        a, b = canonical_cell(_as_cell(a)), canonical_cell(_as_cell(b))
+        ma, oa = _padded(a, _random_ops(rng, MAX_VERTICES - a.num_vertices))
+        mb, ob = _padded(b, _random_ops(rng, MAX_VERTICES - b.num_vertices))
+        first: CellSpec | None = None
+        second: CellSpec | None = None
+        for _ in range(CROSSOVER_TRIES):
+            rows = [rng.random() < 0.5 for _ in range(MAX_VERTICES)]
+            swap_ops = [rng.random() < 0.5 for _ in range(MAX_VERTICES)]
+            if first is None:
+                first = _try_cell([mb[i] if s else ma[i] for i, s in enumerate(rows)],
+                                  [y if s else x for x, y, s in zip(oa, ob, swap_ops)])
+            if second is None:
+                second = _try_cell([ma[i] if s else mb[i] for i, s in enumerate(rows)],
+                                   [x if s else y for x, y, s in zip(oa, ob, swap_ops)])
+            if first is not None and second is not None:
+                break
+        return self._snap(first or a, rng), self._snap(second or b, rng)
+
+    def _snap(self, cell: CellSpec, rng: random.Random, exclude: CellSpec | None = None) -> CellSpec:
+        """`cell` if it is a candidate (or there are none), else a random candidate at the smallest
+        Hamming distance to it, `exclude` left out unless it is the only candidate."""
+        if self.candidates is None or (cell in self._candidate_set and cell != exclude):
+            return cell
+        distance = (self._candidate_vectors != _vector(cell)).sum(axis=1).astype(np.int64)
+        if exclude is not None and len(self.candidates) > 1 and exclude in self._candidate_set:
+            distance[self.candidates.index(exclude)] = np.iinfo(np.int64).max
+        nearest = np.flatnonzero(distance == distance.min())
+        return self.candidates[int(nearest[rng.randrange(len(nearest))])]
+
+    def validate(self, genotype: Any) -> CellSpec:
+        """The canonical pruned cell of a CellSpec, key, {'matrix', 'ops'} or (matrix, ops)."""
+        cell = canonical_cell(_as_cell(genotype))
+        if self.candidates is not None and cell not in self._candidate_set:
+            raise LmnasError(f"NAS-Bench-101 cell {cell_key(cell)!r} is not among the "
+                             f"{len(self.candidates)} candidate cells of this space (search.space.candidates)")
+        return cell
+
+    def key(self, genotype: CellSpec) -> str:
+        return cell_key(_as_cell(genotype))
+
+    def parse(self, key: str) -> CellSpec:
+        return self.validate(parse_cell_key(key))
+
+    def hash_key(self, genotype: CellSpec) -> str:
+        """The benchmark's module hash (md5 hex), the key of the hash-keyed tables."""
+        return _module_hash(_as_cell(genotype))
+
+    # -- networks ---------------------------------------------------------------------------------
+    def build(self, genotype: CellSpec) -> nn.Module:
+        return build_network(self.validate(genotype), self.num_classes, self.stem_channels, self.num_stacks,
+                             self.cells_per_stack, self.input_shape[0])
+
+    def describe(self) -> str:
+        widths = ", ".join(str(self.stem_channels * 2**s) for s in range(self.num_stacks))
+        restricted = (f" This search is restricted to {len(self.candidates)} given cells."
+                      if self.candidates is not None else "")
+        return (
+            "NAS-Bench-101 (CIFAR-10): the architecture is one cell, a directed acyclic graph of at most "
+            "7 vertices (an input vertex, up to 5 operation vertices, an output vertex) and at most 9 edges, "
+            "edges only going from a lower- to a higher-numbered vertex. Each operation vertex is one of: "
+            "c3 = 3x3 convolution + batch norm + ReLU, c1 = 1x1 convolution + batch norm + ReLU, "
+            "mp = 3x3 max pooling (stride 1). An operation vertex sums its inputs; the output vertex "
+            "concatenates its inputs along channels (an edge from the input vertex goes through a 1x1 "
+            "projection). Vertices not on an input-to-output path are removed, and isomorphic graphs are "
+            "the same architecture. The cell is stacked "
+            f"{self.cells_per_stack} times in each of {self.num_stacks} stacks of {widths} channels after a "
+            f"3x3 convolution stem of {self.stem_channels} channels; a 2x2 max pooling halves the resolution "
+            "between stacks; global average pooling and a linear classifier end the network. "
+            "An architecture is written '<bits>|<ops>': the rows of the upper triangle of the n x n "
+            "adjacency matrix (row i = edges from vertex i to vertices i+1..n-1) concatenated, then the "
+            "operations of vertices 1..n-2 separated by commas, e.g. '110011|c3,mp' (4 vertices: input→1, "
+            "input→2, 1→output, 2→output; vertex 1 = c3, vertex 2 = mp) or '1|' (input straight to "
+            "output). About 423,624 distinct cells; the benchmark measured the CIFAR-10 validation accuracy "
+            f"of each after 4, 12, 36 and 108 epochs. Input {list(self.input_shape)}, "
+            f"{self.num_classes} classes.{restricted}"
+        )
+
+    def settings(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "num_classes": self.num_classes,
+            "stem_channels": self.stem_channels,
+            "num_stacks": self.num_stacks,
+            "cells_per_stack": self.cells_per_stack,
+            "input_shape": list(self.input_shape),
+            "candidates": None if self.candidates is None else [cell_key(c) for c in self.candidates],
+        }
