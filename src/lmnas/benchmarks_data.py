@@ -7,7 +7,8 @@ not configuration: the same file always gives the same object).
 
 `table_spec` says which file and which columns serve a space on a dataset: the column the
 search maximises (`metric`, a validation accuracy where the benchmark has one) and the column
-reported as test accuracy, per the benchmark's protocol.
+reported as test accuracy, per the benchmark's protocol. `load_spec_table` gives a spec's rows
+keyed as the evaluator looks them up, accuracies in % (NAS-Bench-101 files are re-keyed / scaled).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from statistics import fmean
 from typing import Any
 
 import lmnas
@@ -25,6 +27,7 @@ ENV_VAR = "LMNAS_BENCHMARKS_DIR"
 SETTING = "search.evaluator.benchmarks_dir"
 
 _TABLES: dict[Path, dict[str, Any]] = {}
+_SPEC_TABLES: dict[tuple[Path, str], dict[str, Any]] = {}
 
 
 def default_benchmarks_dir() -> Path:
@@ -68,12 +71,14 @@ class TableSpec:
     epochs: int
     file: str  # file name inside the benchmarks folder
     metric: str  # column the search maximises
-    test_metric: str  # column reported as test accuracy
+    test_metric: str | None  # column reported as test accuracy (None: the source has none)
     val_metric: str | None = None  # validation column, where the benchmark has a validation split
     std_metric: str | None = None
     params: str | None = None  # columns with the trained network's size, where the table has them
     flops: str | None = None  # multiply-adds
     cost: str | None = None  # training seconds, where the table records them
+    layout: str = "keyed"  # how the file is stored: see load_spec_table
+    key_kind: str = "key"  # rows keyed by the space's `key` or by its `hash_key` (module hash)
 
 
 NB201_DATASETS = {"cifar10": "cifar10", "cifar100": "cifar100", "imagenet16": "imagenet16",
@@ -84,7 +89,9 @@ NO_TABLE = {
     "channel-bench-macro-resnet": "Channel-Bench-Macro (ResNet) results are not shipped with the benchmarks",
     "channel-bench-macro-mobilenet": "Channel-Bench-Macro (MobileNet) results are not shipped with the benchmarks",
 }
-TABLE_SPACES = ("nas-bench-macro", "nas-bench-201")
+TABLE_SPACES = ("nas-bench-macro", "nas-bench-201", "nas-bench-101")
+NB101_TABLES = ("subset", "hash20k")
+NB101_HASH20K_EPOCHS = (4, 12, 36, 108)
 
 
 def _pick_metric(space: str, metric: str | None, allowed: dict[str, str], default: str) -> str:
@@ -97,8 +104,12 @@ def _pick_metric(space: str, metric: str | None, allowed: dict[str, str], defaul
     return allowed[metric]
 
 
-def table_spec(space: str, dataset: str = "cifar10", epochs: int | None = None, metric: str | None = None) -> TableSpec:
-    """The table serving `space` on `dataset`; raises LmnasError saying why there is none."""
+def table_spec(space: str, dataset: str = "cifar10", epochs: int | None = None, metric: str | None = None,
+               table: str | None = None) -> TableSpec:
+    """The table serving `space` on `dataset`; raises LmnasError saying why there is none.
+    `table` picks among several tables of one space (NAS-Bench-101: subset | hash20k)."""
+    if table is not None and space != "nas-bench-101":
+        raise LmnasError(f"search.evaluator.table: {table!r} applies to nas-bench-101 only, not {space}")
     if space in NO_TABLE:
         raise LmnasError(f"no table for this space: {space} ({NO_TABLE[space]}); evaluate it by training "
                          f"(evaluator 'proxy') instead of table lookup")
@@ -128,11 +139,97 @@ def table_spec(space: str, dataset: str = "cifar10", epochs: int | None = None, 
         allowed = {"val_acc": val, "test_acc": test, f"val_acc_{epochs}": val, f"test_acc_{epochs}": test}
         column = _pick_metric(space, metric, allowed, val)
         return TableSpec(space, ds, epochs, file, column, test, val_metric=val)
+    if space == "nas-bench-101":
+        return _nb101_spec(dataset, epochs, metric, table)
     raise LmnasError(f"no table for this space: {space}; table lookup knows {list(TABLE_SPACES)}")
+
+
+def _nb101_spec(dataset: str, epochs: int | None, metric: str | None, table: str | None) -> TableSpec:
+    """Both NAS-Bench-101 sources hold CIFAR-10 *validation* accuracy only (no test accuracy):
+    the NASLib subset (292 cells with structure, 108 epochs) and the first 20,001 cells by module
+    hash (4/12/36/108 epochs, no structure: looked up by the hash of a cell)."""
+    space = "nas-bench-101"
+    if dataset != "cifar10":
+        raise LmnasError(f"search.evaluator.dataset: NAS-Bench-101 has only cifar10, not {dataset!r}")
+    table = "subset" if table is None else table
+    if table not in NB101_TABLES:
+        raise LmnasError(f"search.evaluator.table: {table!r}; NAS-Bench-101 tables are {list(NB101_TABLES)}")
+    if epochs is None and metric is not None and metric.rsplit("_", 1)[-1].isdigit():
+        epochs = int(metric.rsplit("_", 1)[-1])
+    epochs = 108 if epochs is None else epochs
+    allowed_epochs = (108,) if table == "subset" else NB101_HASH20K_EPOCHS
+    if epochs not in allowed_epochs:
+        raise LmnasError(f"search.evaluator.epochs: the NAS-Bench-101 {table} table holds "
+                         f"{' / '.join(map(str, allowed_epochs))} epochs, not {epochs}")
+    val = f"val_acc_{epochs}"
+    column = _pick_metric(space, metric, {"val_acc": val, val: val}, val)
+    if table == "subset":
+        return TableSpec(space, "cifar10", epochs, "nas_bench_101_subset.json", column, None, val_metric=val,
+                         params="params", layout="nb101-naslib")
+    return TableSpec(space, "cifar10", epochs, "nas_bench_101_hash_curves_20k.json", column, None, val_metric=val,
+                     params="params", cost="training_time_s_108" if epochs == 108 else None,
+                     layout="nb101-hash", key_kind="hash")
 
 
 def table_path(spec: TableSpec, benchmarks_dir: str | Path | None = None) -> Path:
     return resolve_benchmarks_dir(benchmarks_dir) / spec.file
+
+
+def load_spec_table(spec: TableSpec, path: str | Path) -> dict[str, Any]:
+    """The rows of `spec`'s file keyed as the evaluator looks them up, accuracies in %.
+
+    layouts: `keyed` = the JSON object as stored; `nb101-naslib` = the NASLib subset re-keyed by the
+    canonical NAS-Bench-101 cell key of `pruned_matrix`/`pruned_ops`, duplicates (one sampled run
+    each) merged: `val_acc_108` the mean, `params` NASLib's count of the first entry (its vertex
+    order), `runs` how many; `nb101-hash` = keyed by module hash, fractions × 100.
+    """
+    path = Path(path).expanduser().resolve()
+    raw = load_table(path)
+    if spec.layout == "keyed":
+        return raw
+    cached = _SPEC_TABLES.get((path, spec.layout))
+    if cached is None:
+        if spec.layout == "nb101-naslib":
+            cached = _nb101_naslib_rows(path, raw)
+        elif spec.layout == "nb101-hash":
+            cached = {h: _nb101_hash_row(path, h, r) for h, r in raw.items()}
+        else:
+            raise AssertionError(spec.layout)
+        _SPEC_TABLES[(path, spec.layout)] = cached
+    return cached
+
+
+def _nb101_naslib_rows(path: Path, raw: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    from lmnas.nasbench101 import CellSpec  # the cell key is the space's; imported late (spaces import us)
+    from lmnas.spaces.nas_bench_101 import cell_key
+
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for name, entry in raw.items():
+        try:
+            cell = CellSpec(entry["pruned_matrix"], entry["pruned_ops"])
+            float(entry["val_acc_108"])
+        except (KeyError, TypeError, ValueError, LmnasError) as exc:
+            raise LmnasError(f"benchmark table {path}: entry {name!r} needs pruned_matrix, pruned_ops and a "
+                             f"numeric val_acc_108 ({exc})") from None
+        groups.setdefault(cell_key(cell), []).append(entry)
+    return {
+        key: {
+            "val_acc_108": fmean(float(e["val_acc_108"]) for e in group),
+            "params": round(float(group[0]["naslib_params_M"]) * 1e6),
+            "nb101_hash": group[0]["nb101_hash"],
+            "runs": len(group),
+        }
+        for key, group in groups.items()
+    }
+
+
+def _nb101_hash_row(path: Path, module_hash: str, row: Any) -> dict[str, Any]:
+    try:
+        out: dict[str, Any] = {f"val_acc_{e}": 100.0 * float(row[f"val_acc_{e}"]) for e in NB101_HASH20K_EPOCHS}
+        out["params"], out["training_time_s_108"] = int(row["params"]), float(row["training_time_s_108"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise LmnasError(f"benchmark table {path}: record {module_hash!r} lacks a numeric {exc} column") from None
+    return out
 
 
 @dataclass(frozen=True)
@@ -144,25 +241,26 @@ class TableStats:
     size: int
     best_metric: float  # max of spec.metric
     best_keys: tuple[str, ...]  # keys reaching it, sorted
-    test_of_best: float  # spec.test_metric of those keys (mean over ties)
-    best_test: float  # max of spec.test_metric over the table
+    test_of_best: float | None  # spec.test_metric of those keys (mean over ties); None without one
+    best_test: float | None  # max of spec.test_metric over the table; None without one
     mean_metric: float
 
 
 def table_stats(space: str, dataset: str = "cifar10", epochs: int | None = None, metric: str | None = None,
-                benchmarks_dir: str | Path | None = None) -> TableStats:
-    spec = table_spec(space, dataset, epochs, metric)
-    table = load_table(table_path(spec, benchmarks_dir))
+                benchmarks_dir: str | Path | None = None, table_name: str | None = None) -> TableStats:
+    spec = table_spec(space, dataset, epochs, metric, table_name)
+    table = load_spec_table(spec, table_path(spec, benchmarks_dir))
     values = {k: float(v[spec.metric]) for k, v in table.items()}
     best = max(values.values())
     keys = tuple(sorted(k for k, v in values.items() if v == best))
-    tests = [float(table[k][spec.test_metric]) for k in keys]
+    test = spec.test_metric
+    tests = [float(table[k][test]) for k in keys] if test else []
     return TableStats(
         spec=spec,
         size=len(table),
         best_metric=best,
         best_keys=keys,
-        test_of_best=sum(tests) / len(tests),
-        best_test=max(float(v[spec.test_metric]) for v in table.values()),
+        test_of_best=sum(tests) / len(tests) if test else None,
+        best_test=max(float(v[test]) for v in table.values()) if test else None,
         mean_metric=sum(values.values()) / len(values),
     )

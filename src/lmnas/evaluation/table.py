@@ -3,6 +3,11 @@
 One dict lookup per query (no network is built): the table's rows are turned once into
 ready metrics, so a search over a tabular benchmark runs at well over 10,000 queries/s.
 params/flops come from the table where it records them, otherwise None.
+
+NAS-Bench-101 (`table`: "subset" = NASLib's 292 cells, keyed by the space's canonical cell key;
+"hash20k" = 20,001 cells keyed by module hash, `epochs` 4/12/36/108): both hold CIFAR-10
+validation accuracy only, so `accuracy` = `val_accuracy` and there is no `test_accuracy`.
+`keys(space)` lists a structured table's keys, e.g. as the space's `candidates`.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from typing import Any
 from lmnas.benchmarks_data import (
     TableSpec,
     TableStats,
-    load_table,
+    load_spec_table,
     resolve_benchmarks_dir,
     table_path,
     table_spec,
@@ -56,6 +61,7 @@ class TableEvaluator(Evaluator):
         metric: str | None = None,
         epochs: int | None = None,
         cost_per_query_s: float = 0.0,
+        table: str | None = None,
     ) -> None:
         if cost_per_query_s < 0:
             raise LmnasError(f"search.evaluator.cost_per_query_s: must be >= 0, got {cost_per_query_s}")
@@ -64,23 +70,27 @@ class TableEvaluator(Evaluator):
         self.metric = metric
         self.epochs = epochs
         self.cost_per_query_s = float(cost_per_query_s)
+        self.table = table
         self._lookups: dict[str, _Lookup] = {}
 
     def spec(self, space: SearchSpace) -> TableSpec:
-        return table_spec(space.name, self.dataset, self.epochs, self.metric)
+        return table_spec(space.name, self.dataset, self.epochs, self.metric, self.table)
 
     def _lookup(self, space: SearchSpace) -> _Lookup:
         lookup = self._lookups.get(space.name)
         if lookup is None:
             spec = self.spec(space)
             path = table_path(spec, self.benchmarks_dir)
-            lookup = _Lookup(spec, path, {k: self._row(spec, path, k, v) for k, v in load_table(path).items()})
+            rows = load_spec_table(spec, path)
+            lookup = _Lookup(spec, path, {k: self._row(spec, path, k, v) for k, v in rows.items()})
             self._lookups[space.name] = lookup
         return lookup
 
     def _row(self, spec: TableSpec, path: Path, key: str, record: dict[str, Any]) -> _Row:
         try:
-            metrics = {"accuracy": float(record[spec.metric]), "test_accuracy": float(record[spec.test_metric])}
+            metrics = {"accuracy": float(record[spec.metric])}
+            if spec.test_metric:
+                metrics["test_accuracy"] = float(record[spec.test_metric])
             if spec.val_metric:
                 metrics["val_accuracy"] = float(record[spec.val_metric])
             if spec.std_metric:
@@ -94,23 +104,41 @@ class TableEvaluator(Evaluator):
         except (KeyError, TypeError, ValueError) as exc:
             raise LmnasError(f"benchmark table {path}: record {key!r} lacks a numeric {exc} column") from None
 
-    def evaluate(self, space: SearchSpace, genotype: Genotype, *, seed: int) -> EvalResult:
-        """`seed` is unused: the table holds one (already averaged) result per architecture."""
+    def evaluate(
+        self, space: SearchSpace, genotype: Genotype, *, seed: int, lineage: dict[str, Any] | None = None
+    ) -> EvalResult:
+        """`seed` and `lineage` are unused: the table holds one (already averaged) result per architecture."""
         lookup = self._lookups.get(space.name) or self._lookup(space)
         try:
             key = space.key(genotype)
         except (TypeError, ValueError):  # not even shaped like a genotype: let the space say why
             key = space.key(space.validate(genotype))
+        if lookup.spec.key_kind == "hash":
+            module_hash = space.hash_key(genotype)  # type: ignore[attr-defined]
+            row = lookup.rows.get(module_hash)
+            if row is None:
+                raise LmnasError(f"architecture {key!r} (module hash {module_hash}) is not in the benchmark table "
+                                 f"{lookup.path} ({len(lookup.rows)} hashes)")
+            return EvalResult(metrics=dict(row.metrics), cost_s=row.cost_s, params=row.params, flops=row.flops)
         row = lookup.rows.get(key)
         if row is None:
             raise LmnasError(f"architecture {key!r} is not in the benchmark table {lookup.path} "
                              f"({len(lookup.rows)} keys); expected a valid {space.name} key")
         return EvalResult(metrics=dict(row.metrics), cost_s=row.cost_s, params=row.params, flops=row.flops)
 
+    def keys(self, space: SearchSpace) -> list[str]:
+        """The space keys of every architecture in the table (sorted), e.g. for a space's `candidates`."""
+        lookup = self._lookups.get(space.name) or self._lookup(space)
+        if lookup.spec.key_kind == "hash":
+            raise LmnasError(f"benchmark table {lookup.path} is keyed by module hash and holds no cell "
+                             f"structure, so it cannot list {space.name} keys; use table 'subset'")
+        return sorted(lookup.rows)
+
     def optimum(self, space: SearchSpace) -> TableStats:
         """Best searched-on value in the table and the test value of the architecture reaching it."""
-        return table_stats(space.name, self.dataset, self.epochs, self.metric, self.benchmarks_dir)
+        return table_stats(space.name, self.dataset, self.epochs, self.metric, self.benchmarks_dir, self.table)
 
     def settings(self) -> dict[str, Any]:
         return {"name": self.name, "benchmarks_dir": str(self.benchmarks_dir), "dataset": self.dataset,
-                "metric": self.metric, "epochs": self.epochs, "cost_per_query_s": self.cost_per_query_s}
+                "metric": self.metric, "epochs": self.epochs, "cost_per_query_s": self.cost_per_query_s,
+                "table": self.table}
