@@ -3,14 +3,22 @@
 Artefacts in `out_dir`: `model.safetensors` (final weights), `metrics.json` (written
 last: its presence means the run is complete), `log.csv` (one row per epoch) and
 `checkpoints/` (per-epoch, so a killed run resumes where it stopped).
+
+Data parallel: `retrain_best(..., nproc=N)` launches N ranks with torchrun, each
+running `python -m lmnas.retrain` (`main` below) inside the process group; every rank
+trains and evaluates its share, rank 0 alone writes the artefacts.
 """
 
 from __future__ import annotations
 
+import argparse
 import csv
 import io
+import json
 import platform
 import statistics
+import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +28,7 @@ from torch import nn
 from lmnas.errors import LmnasError
 from lmnas.io import read_json, write_json, write_text
 from lmnas.training import TrainRecipe, evaluate, save_weights, train_model
+from lmnas.training import distributed
 
 LOG_COLUMNS = ("epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "seconds", "images_per_s")
 
@@ -51,11 +60,17 @@ def train_and_report(
     progress: bool = True,
     input_size: int | None = None,
     identity: dict[str, Any] | None = None,
+    sync_bn: bool = False,
+    stop_after_epoch: int | None = None,
 ) -> dict[str, Any]:
     """The shared body of retrain and transfer: train, test, write the artefacts, return the metrics.
 
     `identity` (stage, source weights…) goes into metrics.json; a complete run in
     `out_dir` is returned as is when recipe, seed and identity match, refused otherwise.
+    With `stop_after_epoch` short of the recipe's epochs, the call trains that far,
+    writes log.csv and the checkpoint, and returns {"complete": False, "epochs": k}
+    (no model or metrics yet). Under a process group every rank calls this; rank 0
+    writes, and every rank returns the same metrics.
     """
     from lmnas.data import load_split, read_manifest
 
@@ -72,17 +87,25 @@ def train_and_report(
     log_path = out_dir / "log.csv"
     logged: list[dict[str, Any]] = read_log(log_path)
 
-    def log_epoch(entry: dict[str, Any]) -> None:
+    def log_epoch(entry: dict[str, Any]) -> None:  # called on rank 0 only
         logged[:] = [row for row in logged if int(row["epoch"]) < entry["epoch"]] + [entry]
         write_log(log_path, logged)
 
     result = train_model(
         model, train, val if len(val[1]) else None, recipe, seed=seed, **stats,
         checkpoint_dir=out_dir / "checkpoints", on_epoch=log_epoch, progress=progress, input_size=input_size,
+        sync_bn=sync_bn, stop_after_epoch=stop_after_epoch,
     )
-    write_log(log_path, result.history)  # complete even when the run resumed with nothing left to train
-    test_loss, test_acc = evaluate(model, test, batch_size=recipe.eval_batch_size, input_size=input_size, **stats)
-    save_weights(out_dir / "model.safetensors", model, metadata={"seed": str(seed)})
+    main = distributed.is_main()
+    if main:
+        write_log(log_path, result.history)  # complete even when the run resumed with nothing left to train
+    if len(result.history) < recipe.epochs:
+        distributed.barrier()
+        done = len(result.history)
+        return {**identity, "complete": False, "epochs": done, "resumed_from_epoch": result.resumed_from_epoch}
+    test_loss, test_acc = evaluate(
+        model, test, batch_size=recipe.eval_batch_size, input_size=input_size, shard=True, **stats
+    )
     last = result.history[-1]
     metrics = {
         **identity,
@@ -97,7 +120,10 @@ def train_and_report(
         "images_seen": result.images_seen,
         # Median over epochs of training throughput: robust to the first epoch's warm-up/compile.
         "train_images_per_s": statistics.median(e["images_per_s"] for e in result.history),
-        "peak_memory_bytes": result.peak_memory_bytes,
+        "peak_memory_bytes": result.peak_memory_bytes,  # rank 0's, under data parallelism
+        "world_size": result.world_size,
+        "sync_bn": sync_bn and result.world_size > 1,
+        "resumed_from_epoch": result.resumed_from_epoch,
         "params": sum(p.numel() for p in model.parameters()),
         "dataset": {"prepared_dir": str(prepared_dir), "source": manifest.get("source"),
                     "num_classes": manifest["num_classes"], "image_shape": manifest.get("image_shape")},
@@ -108,7 +134,10 @@ def train_and_report(
         "torch": str(torch.__version__),
         "python": platform.python_version(),
     }
-    write_json(metrics_path, metrics)
+    if main:
+        save_weights(out_dir / "model.safetensors", model, metadata={"seed": str(seed)})
+        write_json(metrics_path, metrics)
+    distributed.barrier()  # every rank reads the file rank 0 wrote
     return read_json(metrics_path)  # the same plain-JSON values a later call returns
 
 
@@ -157,17 +186,88 @@ def _device_name(device: str) -> str:
 
 def retrain_best(
     best_json: Path, prepared_dir: Path, out_dir: Path, recipe: dict[str, Any], *, seed: int, device: str = "auto",
-    progress: bool = True,
+    progress: bool = True, nproc: int = 1, sync_bn: bool = False, stop_after_epoch: int | None = None,
 ) -> dict[str, Any]:
-    """Retrain the best genotype of a search (its space rebuilt from best.json)."""
+    """Retrain the best genotype of a search (its space rebuilt from best.json).
+
+    `nproc` > 1 trains data-parallel in that many torchrun ranks on this node (one per
+    GPU for device "cuda"; gloo processes for "cpu"), `recipe["batch_size"]` being the
+    global batch; the metrics are read back from the run's metrics.json.
+    """
     from lmnas.config import resolve_device
     from lmnas.search.workflow import load_best
 
+    train_recipe = TrainRecipe.from_dict(recipe, where="retrain.recipe")
+    device = resolve_device(device)
+    if nproc > 1:
+        distributed.per_rank_batch(train_recipe.batch_size, nproc, where="retrain.recipe.batch_size")
+        args = retrain_args(best_json, prepared_dir, out_dir, recipe, seed=seed, device=device.split(":")[0],
+                            progress=progress, sync_bn=sync_bn, stop_after_epoch=stop_after_epoch)
+        distributed.launch("lmnas.retrain", args, nproc)
+        metrics_path = Path(out_dir) / "metrics.json"
+        if metrics_path.exists():
+            return read_json(metrics_path)
+        return {"stage": "retrain", "complete": False, "epochs": len(read_log(Path(out_dir) / "log.csv"))}
+
     space, genotype, best = load_best(best_json)
-    torch.manual_seed(seed)
+    torch.manual_seed(seed)  # the same init on every rank (DDP also broadcasts rank 0's)
     model = space.build(genotype)
     return train_and_report(
-        model, prepared_dir, out_dir, TrainRecipe.from_dict(recipe, where="retrain.recipe"), seed=seed,
-        device=resolve_device(device), progress=progress,
+        model, prepared_dir, out_dir, train_recipe, seed=seed, device=device, progress=progress,
         identity={"stage": "retrain", "genotype": best["genotype"], "space": space.name},
+        sync_bn=sync_bn, stop_after_epoch=stop_after_epoch,
     )
+
+
+def retrain_args(
+    best_json: Path, prepared_dir: Path, out_dir: Path, recipe: dict[str, Any], *, seed: int, device: str,
+    progress: bool = True, sync_bn: bool = False, stop_after_epoch: int | None = None,
+) -> list[str]:
+    """The command-line arguments of `python -m lmnas.retrain` for these settings."""
+    args = [
+        "--best", str(best_json), "--data", str(prepared_dir), "--out", str(out_dir),
+        "--recipe-json", json.dumps(recipe), "--seed", str(seed), "--device", device,
+    ]
+    if not progress:
+        args.append("--no-progress")
+    if sync_bn:
+        args.append("--sync-bn")
+    if stop_after_epoch is not None:
+        args += ["--stop-after-epoch", str(stop_after_epoch)]
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """`python -m lmnas.retrain ...`: retrain best.json, one rank of a torchrun launch or a single process."""
+    parser = argparse.ArgumentParser(prog="python -m lmnas.retrain", description=main.__doc__)
+    parser.add_argument("--best", type=Path, required=True, help="search/best.json")
+    parser.add_argument("--data", type=Path, required=True, help="prepared dataset folder")
+    parser.add_argument("--out", type=Path, required=True, help="output folder (resumes from its checkpoints)")
+    parser.add_argument("--recipe-json", required=True, help="the training recipe as a JSON object")
+    parser.add_argument("--seed", type=int, required=True)
+    parser.add_argument("--device", default="auto", help="auto | cpu | cuda (each rank takes cuda:LOCAL_RANK)")
+    parser.add_argument("--sync-bn", action="store_true", help="SyncBatchNorm across ranks (CUDA)")
+    parser.add_argument("--stop-after-epoch", type=int, default=None, help="return after this many epochs")
+    parser.add_argument("--no-progress", dest="progress", action="store_false")
+    args = parser.parse_args(argv)
+    try:
+        from lmnas.config import resolve_device
+
+        recipe = json.loads(args.recipe_json)
+        if not isinstance(recipe, dict):
+            raise LmnasError(f"--recipe-json: expected a JSON object, got {args.recipe_json!r}")
+        with distributed.process_group(resolve_device(args.device)) as device:
+            retrain_best(args.best, args.data, args.out, recipe, seed=args.seed, device=device,
+                         progress=args.progress, sync_bn=args.sync_bn, stop_after_epoch=args.stop_after_epoch)
+    except json.JSONDecodeError as error:
+        print(f"lmnas: retrain: --recipe-json is not valid JSON ({error})", file=sys.stderr)
+        sys.exit(1)
+    except LmnasError as error:
+        env = distributed.launch_env()
+        where = f" (rank {env.rank} of {env.world_size})" if env is not None else ""
+        print(f"lmnas: retrain{where}: {error}", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

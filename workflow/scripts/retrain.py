@@ -1,18 +1,23 @@
 from pathlib import Path
 
+from lmnas.config import resolve_device
 from lmnas.retrain import retrain_best
 from lmnas.stage import run_stage
+from lmnas.training.distributed import ranks_for
 
 
 def main(smk):
+    device = resolve_device(smk.params.device)
     retrain_best(
         Path(smk.input.best),
         Path(smk.input.data),
         Path(smk.output.metrics).parent,
         smk.params.recipe,
         seed=smk.params.seed,
-        device=smk.params.device,
+        device=device,
         progress=smk.params.progress,
+        # resources.gpu > 1 and that many CUDA devices: one torchrun rank per GPU; else in-process.
+        nproc=ranks_for(int(smk.resources.get("gpu", 0)), device),
     )
 
 

@@ -4,10 +4,22 @@ On CUDA it adds bf16 autocast, channels_last and fused SGD; on CPU the same step
 run in float32 and are bit-for-bit deterministic for a given seed, including across
 a kill and resume (per-epoch generators are derived from (seed, epoch), so a
 checkpoint needs only weights, optimiser state and history).
+
+Data parallel (a process group of W > 1 ranks is initialised, see
+`lmnas.training.distributed`): the model is wrapped in DistributedDataParallel; every
+rank draws the same per-epoch permutation and global batches as a single process
+would, and trains on its strided share of each (batch_size / W images), with its
+own augmentation and dropout stream from (seed, epoch, rank). The loss is scaled so
+that DDP's gradient average is the mean over the whole global batch. BatchNorm
+keeps per-rank batch statistics unless `sync_bn`; running statistics are rank 0's
+(broadcast at the end of every epoch, so all ranks hold the model rank 0 saves).
+Train sums are all-reduced once per epoch; evaluation is sharded over the ranks and
+all-reduced. Rank 0 alone writes checkpoints, calls `on_epoch` and shows progress.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -24,6 +36,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from tqdm.auto import tqdm
 
 from lmnas.errors import LmnasError
+from lmnas.training import distributed
 from lmnas.training.augment import augment_batch, normalize
 from lmnas.training.checkpoint import load_latest, save_checkpoint
 from lmnas.training.recipe import TrainRecipe, lr_at
@@ -40,6 +53,7 @@ class TrainResult:
     images_seen: int  # training images processed (epochs × N)
     peak_memory_bytes: int | None  # CUDA only, this call
     resumed_from_epoch: int = 0  # epochs loaded from a checkpoint rather than run by this call
+    world_size: int = 1  # data-parallel ranks that trained (this call)
 
 
 def train_model(
@@ -58,6 +72,8 @@ def train_model(
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
     progress: bool = True,
     input_size: int | None = None,
+    sync_bn: bool = False,
+    stop_after_epoch: int | None = None,
 ) -> TrainResult:
     """Train `model` in place with SGD on `train`, evaluating on `val` after every epoch.
 
@@ -69,7 +85,14 @@ def train_model(
     must accept); the rest keep their values bit for bit (BatchNorm running
     statistics still update). `input_size` resizes batches on the device after
     normalisation (transfer at a larger input size). With `checkpoint_dir`, every
-    epoch is checkpointed and a call resumes from the newest checkpoint there.
+    epoch is checkpointed and a call resumes from the newest checkpoint there;
+    `stop_after_epoch` ends the call once that many epochs are done (a time-sliced
+    job; the next call resumes), so `history` may be shorter than `recipe.epochs`.
+
+    Under a process group of W > 1 ranks (module docstring), every rank calls this
+    with the same arguments; `recipe.batch_size` is the global batch and must be a
+    multiple of W. `sync_bn` converts BatchNorm layers of `model` in place to
+    SyncBatchNorm (CUDA only; same state-dict keys; without a group it changes nothing).
     """
     device = torch.device(device)
     cuda = device.type == "cuda"
@@ -77,15 +100,28 @@ def train_model(
     val_data = _to_device(val, device, "val") if val is not None else None
     n_train = train_x.shape[0]
     steps_per_epoch = math.ceil(n_train / recipe.batch_size)
+    if stop_after_epoch is not None and stop_after_epoch < 1:
+        raise LmnasError(f"stop_after_epoch={stop_after_epoch} (expected >= 1 or None)")
+    ddp = distributed.is_distributed()
+    world, rank, main = distributed.world_size(), distributed.rank(), distributed.is_main()
+    if ddp:
+        distributed.per_rank_batch(recipe.batch_size, world)
+        if n_train < world:
+            raise LmnasError(f"train split has {n_train} images, fewer than the {world} data-parallel ranks")
+        if sync_bn and not cuda:
+            raise LmnasError("sync_bn: SyncBatchNorm needs CUDA devices; leave it off for CPU data-parallel runs")
     mean_t = torch.as_tensor(mean, dtype=torch.float32, device=device)
     std_t = torch.as_tensor(std, dtype=torch.float32, device=device)
 
+    if ddp and sync_bn:
+        # Converts child modules in place (same parameters and buffers) and returns `model`.
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     model.to(device)
     if cuda:
         model.to(memory_format=torch.channels_last)
         torch.cuda.reset_peak_memory_stats(device)
     criterion = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
-    step_model = torch.compile(model) if recipe.compile else model
+    step_model = eval_model = torch.compile(model) if recipe.compile else model
     # Dropout and other global-RNG users are re-seeded per epoch inside a fork, so the
     # caller's RNG state is left untouched and resuming needs no RNG state.
     fork_devices = [device.index if device.index is not None else torch.cuda.current_device()] if cuda else []
@@ -100,23 +136,44 @@ def train_model(
             optimizer.load_state_dict(checkpoint.state["optimizer"])
             history = list(checkpoint.state["history"])
             start_epoch = checkpoint.epoch
+        if ddp:
+            # After loading: DDP broadcasts rank 0's parameters here, and we its buffers
+            # (older torch skips them with broadcast_buffers=False). Buffers are not
+            # re-broadcast every forward but once per epoch below, which leaves the same
+            # rank-0 running statistics at the end of an epoch without a per-step collective.
+            wrapped = nn.parallel.DistributedDataParallel(
+                model, device_ids=[device.index] if cuda else None, **_no_forward_buffer_sync()
+            )
+            distributed.broadcast_buffers(model)
+            step_model = torch.compile(wrapped) if recipe.compile else wrapped
+        end_epoch = recipe.epochs if stop_after_epoch is None else min(recipe.epochs, stop_after_epoch)
 
-        for epoch in range(start_epoch, recipe.epochs):
-            _seed_global_rng(_derive_seed(seed, epoch, 1), device)
-            generator = torch.Generator(device=device).manual_seed(_derive_seed(seed, epoch, 0))
+        for epoch in range(start_epoch, end_epoch):
+            _seed_global_rng(_derive_seed(seed, epoch, 1, rank if ddp else None), device)
             started = time.perf_counter()
             model.train()
             loss_sum = torch.zeros((), device=device)
             correct = torch.zeros((), dtype=torch.int64, device=device)
-            order = torch.randperm(n_train, generator=generator, device=device)
+            if ddp:
+                # The same permutation on every rank, drawn on the CPU so that it cannot
+                # depend on the device; augmentation from this rank's own stream.
+                shuffle = torch.Generator().manual_seed(_derive_seed(seed, epoch, 0))
+                order = torch.randperm(n_train, generator=shuffle).to(device)
+                generator = torch.Generator(device=device).manual_seed(_derive_seed(seed, epoch, 2, rank))
+            else:
+                generator = torch.Generator(device=device).manual_seed(_derive_seed(seed, epoch, 0))
+                order = torch.randperm(n_train, generator=generator, device=device)
             # Near-equal batches (sizes differ by at most one): every image is used and
             # no tiny trailing batch trips BatchNorm.
             batches = torch.tensor_split(order, steps_per_epoch)
-            bar = tqdm(batches, desc=f"epoch {epoch + 1}/{recipe.epochs}", disable=not progress, leave=False)
+            bar = tqdm(batches, desc=f"epoch {epoch + 1}/{recipe.epochs}", disable=not (progress and main), leave=False)
             for i, index in enumerate(bar):
                 lr = lr_at(recipe, epoch * steps_per_epoch + i, steps_per_epoch)
                 for group in optimizer.param_groups:
                     group["lr"] = lr
+                global_batch = index.shape[0]
+                if ddp:
+                    index = index[rank::world]  # this rank's share: global_batch/W images (±1)
                 images = augment_batch(train_x[index], generator, recipe.crop_padding, recipe.flip)
                 inputs = _prepare_inputs(images, mean_t, std_t, input_size, cuda)
                 labels = train_y[index]
@@ -124,18 +181,29 @@ def train_model(
                     logits = step_model(inputs)
                 loss = criterion(logits.float(), labels)
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                if ddp:
+                    # DDP averages gradients over ranks; weighting each rank's mean by
+                    # W·b_rank/b_global makes that average the global-batch mean (1.0 when
+                    # the shares are equal).
+                    (loss * (world * labels.shape[0] / global_batch)).backward()
+                else:
+                    loss.backward()
                 optimizer.step()
                 loss_sum += loss.detach() * labels.shape[0]
                 correct += (logits.detach().argmax(1) == labels).sum()
             bar.close()
-            train_loss, train_correct = float(loss_sum), int(correct)  # the one host sync per epoch
+            if ddp:
+                totals = distributed.all_reduce_sum(torch.stack([loss_sum.double(), correct.double()]))
+                train_loss, train_correct = totals[0].item(), round(totals[1].item())  # one sync per epoch
+                distributed.broadcast_buffers(model)
+            else:
+                train_loss, train_correct = float(loss_sum), int(correct)  # the one host sync per epoch
             train_seconds = time.perf_counter() - started
             val_loss, val_acc = (None, None)
             if val_data is not None:
                 val_loss, val_acc = evaluate(
-                    step_model, val_data, mean=mean, std=std, device=device,
-                    batch_size=recipe.eval_batch_size, input_size=input_size,
+                    eval_model, val_data, mean=mean, std=std, device=device,
+                    batch_size=recipe.eval_batch_size, input_size=input_size, shard=True,
                 )
             entry = {
                 "epoch": epoch + 1,
@@ -148,9 +216,9 @@ def train_model(
                 "images_per_s": n_train / train_seconds,
             }
             history.append(entry)
-            if progress:
+            if progress and main:
                 tqdm.write(_describe(entry, recipe.epochs))
-            if checkpoint_dir is not None:
+            if checkpoint_dir is not None and main:
                 state = {
                     "optimizer": optimizer.state_dict(),
                     "step": (epoch + 1) * steps_per_epoch,
@@ -158,9 +226,12 @@ def train_model(
                     "seed": seed,
                     "recipe": recipe.to_dict(),
                     "torch": str(torch.__version__),
+                    "world_size": world,
                 }
                 save_checkpoint(checkpoint_dir, epoch + 1, model, state)
-            if on_epoch is not None:
+            if ddp:
+                distributed.barrier()  # no rank starts epoch k+1 before checkpoint k is complete
+            if on_epoch is not None and main:
                 on_epoch(dict(entry))
 
     last = history[-1]
@@ -172,6 +243,7 @@ def train_model(
         images_seen=n_train * len(history),
         peak_memory_bytes=torch.cuda.max_memory_allocated(device) if cuda else None,
         resumed_from_epoch=start_epoch,
+        world_size=world,
     )
 
 
@@ -185,26 +257,41 @@ def evaluate(
     device: str | torch.device,
     batch_size: int,
     input_size: int | None = None,
+    shard: bool = False,
 ) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy of `model` on `data` (uint8 images, int64 labels)."""
+    """Mean cross-entropy and accuracy of `model` on `data` (uint8 images, int64 labels).
+
+    With `shard` under a process group of W > 1 ranks, every rank (all must call it,
+    with the same model) evaluates a contiguous 1/W of `data` and the sums are
+    all-reduced; every rank returns the result for the whole of `data`.
+    """
     device = torch.device(device)
     cuda = device.type == "cuda"
     images, labels = _to_device(data, device, "eval")
+    n = images.shape[0]
+    begin, end = 0, n
+    ddp = shard and distributed.is_distributed()
+    if ddp:
+        world, rank = distributed.world_size(), distributed.rank()
+        begin, end = n * rank // world, n * (rank + 1) // world
     mean_t = torch.as_tensor(mean, dtype=torch.float32, device=device)
     std_t = torch.as_tensor(std, dtype=torch.float32, device=device)
     was_training = model.training
     model.eval()
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), dtype=torch.int64, device=device)
-    for start in range(0, images.shape[0], batch_size):
-        inputs = _prepare_inputs(images[start : start + batch_size], mean_t, std_t, input_size, cuda)
-        target = labels[start : start + batch_size]
+    for start in range(begin, end, batch_size):
+        stop = min(start + batch_size, end)
+        inputs = _prepare_inputs(images[start:stop], mean_t, std_t, input_size, cuda)
+        target = labels[start:stop]
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=cuda):
             logits = model(inputs)
         loss_sum += F.cross_entropy(logits.float(), target, reduction="sum")
         correct += (logits.argmax(1) == target).sum()
     model.train(was_training)
-    n = images.shape[0]
+    if ddp:
+        totals = distributed.all_reduce_sum(torch.stack([loss_sum.double(), correct.double()]))
+        return totals[0].item() / n, round(totals[1].item()) / n
     return float(loss_sum) / n, int(correct) / n
 
 
@@ -241,6 +328,16 @@ def _make_optimizer(params: list[nn.Parameter], recipe: TrainRecipe, cuda: bool)
     return torch.optim.SGD(params, **kwargs)
 
 
+def _no_forward_buffer_sync() -> dict[str, bool]:
+    """DDP keyword that stops the per-forward buffer broadcast (still synced once at init).
+
+    torch 2.11 spells it broadcast_buffers=False; later versions deprecate that for
+    forward_sync_buffers=False.
+    """
+    parameters = inspect.signature(nn.parallel.DistributedDataParallel.__init__).parameters
+    return {"forward_sync_buffers": False} if "forward_sync_buffers" in parameters else {"broadcast_buffers": False}
+
+
 def _prepare_inputs(images: Tensor, mean: Tensor, std: Tensor, input_size: int | None, cuda: bool) -> Tensor:
     inputs = normalize(images, mean, std)
     if input_size is not None and inputs.shape[-2:] != (input_size, input_size):
@@ -261,9 +358,14 @@ def _to_device(data: Data, device: torch.device, split: str) -> Data:
     return images.to(device), labels.to(device=device, dtype=torch.int64)
 
 
-def _derive_seed(seed: int, epoch: int, stream: int) -> int:
-    """Independent 63-bit seed per (seed, epoch, stream): 0 = shuffle/augment, 1 = global RNG."""
-    return int(np.random.SeedSequence([seed, epoch, stream]).generate_state(1, dtype=np.uint64)[0] >> 1)
+def _derive_seed(seed: int, epoch: int, stream: int, rank: int | None = None) -> int:
+    """Independent 63-bit seed per (seed, epoch, stream[, rank]).
+
+    Streams: 0 = shuffle (and augmentation, single-process), 1 = global RNG (dropout),
+    2 = augmentation of one data-parallel rank. `rank` is given only in data-parallel runs.
+    """
+    entropy = [seed, epoch, stream] if rank is None else [seed, epoch, stream, rank]
+    return int(np.random.SeedSequence(entropy).generate_state(1, dtype=np.uint64)[0] >> 1)
 
 
 def _seed_global_rng(seed: int, device: torch.device) -> None:
