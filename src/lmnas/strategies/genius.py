@@ -1,0 +1,319 @@
+"""GENIUS (Zheng et al., 2023, "Can GPT-4 Perform Neural Architecture Search?"): an LLM proposes.
+
+One `ask()` is one GENIUS iteration: a chat request (the task, the space, the strict answer
+format and, in `fresh` mode, every result so far as `<genotype> gives an accuracy of X%`), the
+answer parsed and validated; a bad answer is fed back with its reason in the same chat and asked
+again, at most `max_retries` times per iteration (counted apart from the evaluation budget).
+Modes (default per space, as GENIUS ran them): `fresh` starts a new chat each iteration with the
+whole history (NAS-Bench-Macro, Channel-Bench-Macro, and ImageNet, whose recorded chats restart
+every iteration and continue only for FLOPs feedback); `conversation` keeps one multi-turn chat
+and reports each result in it (NAS-Bench-201).
+
+Reproducible and resumable: every request and answer goes to `out_dir/transcript.jsonl` as it
+happens. The runner resumes a killed search by replaying the strategy from the start; requests
+already in the transcript are answered from it (their sha256 must match, in order) and the
+backend is called only after the last recorded turn. `replay=<transcript>` answers every
+request from a recorded transcript: the same journal again, with no network.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lmnas.errors import LmnasError
+from lmnas.evaluation.base import EvalResult
+from lmnas.io import write_json
+from lmnas.llm import LLM_BACKENDS
+from lmnas.llm.answers import Rejection, validate_answer
+from lmnas.llm.base import LLMBackend, Message, Response, RetryingBackend, TransientLLMError
+from lmnas.llm.prompts import MODES, PromptBuilder, Result, load_prompts
+from lmnas.llm.transcript import Transcript, TranscriptCursor, request_hash
+from lmnas.spaces.base import Genotype, SearchSpace
+from lmnas.strategies import STRATEGIES
+from lmnas.strategies.base import Strategy
+
+log = logging.getLogger(__name__)
+
+TRANSCRIPT = "transcript.jsonl"
+STATS = "llm_stats.json"
+ON_REFUSAL = ("reask", "stop")
+ON_EXHAUSTED = ("random", "stop")
+FALLBACK_TRIES = 10_000
+
+
+@dataclass
+class LLMCounters:
+    """What the LLM cost, apart from the evaluation budget."""
+
+    requests: int = 0  # chat requests answered (live + served from the transcript)
+    live_requests: int = 0
+    served_from_transcript: int = 0
+    retries: int = 0  # re-asks after a rejected or refused answer
+    rejections: dict[str, int] = field(default_factory=dict)  # rejected answers by (first) reason
+    api_errors: int = 0  # transient transport failures, retried with backoff
+    fallbacks: int = 0  # random genotypes used after the retry cap
+    proposals: int = 0  # genotypes returned by ask()
+    evaluations: int = 0  # results told
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+@STRATEGIES.register("genius")
+class GeniusStrategy(Strategy):
+    name = "genius"
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        seed: int,
+        backend: str = "openai",
+        model: str = "gpt-4",
+        base_url: str | None = None,
+        api_key_env: str = "OPENAI_API_KEY",
+        temperature: float = 0.0,
+        llm_seed: int | None = None,
+        max_tokens: int | None = None,
+        timeout_s: float = 120.0,
+        mode: str | None = None,
+        hide_benchmark_names: bool = False,
+        proposals_per_iteration: int = 1,
+        max_retries: int = 5,
+        on_refusal: str = "reask",
+        on_exhausted: str = "random",
+        api_retries: int = 5,
+        backoff_s: float = 1.0,
+        replay: str | None = None,
+        out_dir: str | None = None,
+        prompt_dir: str | None = None,
+    ) -> None:
+        super().__init__(space, seed)
+        _check_choice("mode", mode, (*MODES, None))
+        _check_choice("on_refusal", on_refusal, ON_REFUSAL)
+        _check_choice("on_exhausted", on_exhausted, ON_EXHAUSTED)
+        if proposals_per_iteration < 1 or max_retries < 0 or temperature < 0:
+            raise LmnasError(
+                "search.strategy: need proposals_per_iteration >= 1, max_retries >= 0, temperature >= 0; got "
+                f"{proposals_per_iteration}, {max_retries}, {temperature}"
+            )
+        self.prompts = load_prompts(space.name, prompt_dir)
+        self.mode = mode or self.prompts.mode
+        self.builder = PromptBuilder(space, self.prompts, hide_benchmark_names=hide_benchmark_names,
+                                     proposals=proposals_per_iteration)
+        self.options = {
+            "backend": "replay" if replay else backend, "model": model, "base_url": base_url,
+            "api_key_env": api_key_env, "temperature": temperature,
+            "llm_seed": llm_seed if llm_seed is not None else seed,  # None → the search seed
+            "max_tokens": max_tokens, "timeout_s": timeout_s, "mode": self.mode,
+            "hide_benchmark_names": hide_benchmark_names, "proposals_per_iteration": proposals_per_iteration,
+            "max_retries": max_retries, "on_refusal": on_refusal, "on_exhausted": on_exhausted,
+            "api_retries": api_retries, "backoff_s": backoff_s, "replay": replay,
+            "prompt_dir": prompt_dir, "prompts_sha256": self.prompts.sha256,
+        }
+        self.out_dir = Path(out_dir) if out_dir is not None else None
+        self.transcript = Transcript(self.out_dir / TRANSCRIPT if self.out_dir else None)
+        self.cursor = TranscriptCursor(self.transcript.records, str(self.transcript.path or TRANSCRIPT))
+        inner = _make_backend(self.options["backend"], model=model, base_url=base_url, api_key_env=api_key_env,
+                              timeout_s=timeout_s, replay=replay)
+        self.backend = RetryingBackend(inner, retries=api_retries, backoff_s=backoff_s, on_error=self._on_api_error)
+        self.counters = LLMCounters()
+        self.history: list[Result] = []  # every told result, in order
+        self.evaluated: dict[str, float] = {}  # canonical key → accuracy
+        self.unreported: list[Result] = []  # told since the last request (conversation mode)
+        self.pending: dict[str, str] = {}  # key → "llm" | "random", awaiting tell()
+        self.chat: list[Message] = []  # conversation mode's running chat
+        self.iteration = 0
+        self.finished = False
+        self._last_sent: list[Message] = []
+        self._live = False
+
+    # -- ask/tell ----------------------------------------------------------------------------
+    def ask(self) -> list[Genotype]:
+        if self.pending:
+            raise RuntimeError("ask() called before every genotype of the last batch was told")
+        if self.finished:
+            return []
+        self.iteration += 1
+        self.generation = self.iteration
+        proposals = self._iterate()
+        self.pending = {self.space.key(g): source for g, source in proposals}
+        self.counters.proposals += len(proposals)
+        self._write_stats()
+        return [g for g, _ in proposals]
+
+    def tell(self, genotype: Genotype, result: EvalResult) -> None:
+        key = self.space.key(genotype)
+        source = self.pending.pop(key, None)
+        self.counters.evaluations += 1
+        if key in self.evaluated:  # told again (a hybrid's duplicate): the history has it
+            return
+        entry = Result(key, result.accuracy, self._mflops(genotype, result), random=source == "random")
+        self.history.append(entry)
+        self.evaluated[key] = result.accuracy
+        self.unreported.append(entry)
+
+    # -- one GENIUS iteration ------------------------------------------------------------------
+    def _iterate(self) -> list[tuple[Genotype, str]]:
+        messages = self._open_chat()
+        wanted = self.options["proposals_per_iteration"]
+        for attempt in range(self.options["max_retries"] + 1):
+            response, record = self._request(messages)
+            verdict = validate_answer(response.text, self.prompts.answer, self.space, self.evaluated, wanted=wanted)
+            accepted = verdict.accepted
+            outcome = ({"status": "accepted", "keys": [k for _, k in accepted]} if accepted else
+                       {"status": "refused" if verdict.refused else "rejected",
+                        "rejections": [r.as_dict() for r in verdict.rejections]})
+            if record is not None:
+                record.update(iteration=self.iteration, attempt=attempt, outcome=outcome)
+                self.transcript.append(record)
+            messages = messages + [{"role": "assistant", "content": response.text}]
+            if accepted:
+                self._keep_chat(messages)
+                return [(g, "llm") for g, _ in accepted]
+            self._count_rejection(verdict.rejections[0])
+            if verdict.refused and self.options["on_refusal"] == "stop":
+                log.info("iteration %d: the model declined to propose; on_refusal=stop ends the search", self.iteration)
+                self.finished = True
+                return []
+            if attempt == self.options["max_retries"]:
+                break
+            self.counters.retries += 1
+            feedback = self.builder.refusal() if verdict.refused else self.builder.rejected(verdict.rejections)
+            messages = messages + [feedback]
+        self._keep_chat(messages)
+        return self._exhausted()
+
+    def _open_chat(self) -> list[Message]:
+        latest, self.unreported = self.unreported, []
+        if self.mode == "fresh" or not self.chat:
+            return self.builder.opening(self.history)
+        return self.chat + [self.builder.results(latest, first_number=len(self.history) - len(latest) + 1)]
+
+    def _keep_chat(self, messages: list[Message]) -> None:
+        if self.mode == "conversation":
+            self.chat = messages
+
+    def _exhausted(self) -> list[tuple[Genotype, str]]:
+        log.info("iteration %d: no valid answer after %d retries (on_exhausted=%s)",
+                 self.iteration, self.options["max_retries"], self.options["on_exhausted"])
+        if self.options["on_exhausted"] == "stop":
+            self.finished = True
+            return []
+        genotype = self._random_genotype()
+        if genotype is None:
+            self.finished = True
+            return []
+        key = self.space.key(genotype)
+        if self.cursor.take_fallback(key) is None:
+            self._go_live()
+            self.transcript.append({"event": "fallback", "iteration": self.iteration, "key": key,
+                                    "reason": f"no valid answer after {self.options['max_retries']} retries",
+                                    "at": time.time()})
+        self.counters.fallbacks += 1
+        return [(genotype, "random")]
+
+    def _random_genotype(self) -> Genotype | None:
+        """A random genotype not evaluated yet and within the space's constraints."""
+        check = getattr(self.space, "check_constraints", None)
+        for _ in range(FALLBACK_TRIES):
+            genotype = self.space.sample(self.rng)
+            if self.space.key(genotype) not in self.evaluated and not (check and check(genotype)):
+                return genotype
+        return None
+
+    # -- requests: from the transcript while it lasts, then live --------------------------------
+    def _request(self, messages: list[Message]) -> tuple[Response, dict[str, Any] | None]:
+        """The answer, and the transcript record to complete (None when served from the transcript)."""
+        sha = request_hash(messages)
+        last = self._last_sent
+        chat_start = not last or messages[: len(last)] != last
+        new = messages if chat_start else messages[len(last):]
+        self._last_sent = messages
+        self.counters.requests += 1
+        recorded = self.cursor.take_request(sha)
+        if recorded is not None:
+            self.counters.served_from_transcript += 1
+            response = Response(recorded["response"], recorded.get("usage") or {}, recorded.get("model", ""),
+                                recorded.get("finish_reason"))
+            self._count_usage(response)
+            return response, None
+        self._go_live()
+        opts = self.options
+        started, t0 = time.time(), time.perf_counter()
+        response = self.backend.complete(messages, temperature=opts["temperature"], seed=opts["llm_seed"],
+                                         max_tokens=opts["max_tokens"])
+        latency = time.perf_counter() - t0
+        self.counters.live_requests += 1
+        self._count_usage(response)
+        record = {
+            "event": "request", "turn": self.counters.requests, "backend": opts["backend"],
+            "model": response.model or opts["model"], "requested_model": opts["model"],
+            "temperature": opts["temperature"], "seed": opts["llm_seed"], "max_tokens": opts["max_tokens"],
+            "started_at": started, "finished_at": started + latency, "latency_s": latency,
+            "api_attempts": self.backend.attempts, "usage": response.usage,
+            "finish_reason": response.raw_finish_reason, "request_sha256": sha,
+            "chat_start": chat_start, "new_messages": new, "response": response.text,
+        }
+        return response, record
+
+    def _go_live(self) -> None:
+        if self._live:
+            return
+        self._live = True
+        self.backend.advance(self.counters.served_from_transcript)
+        self.transcript.append({"event": "session", "at": time.time(), "resumed_after_requests":
+                                self.counters.served_from_transcript, "backend": self.backend.settings(),
+                                "settings": self.settings()})
+
+    def _on_api_error(self, attempt: int, error: TransientLLMError, retry_in_s: float | None) -> None:
+        self.counters.api_errors += 1
+        log.warning("LLM request failed (attempt %d): %s%s", attempt, error,
+                    f"; retrying in {retry_in_s:.3g} s" if retry_in_s is not None else "; giving up")
+        self.transcript.append({"event": "api_error", "iteration": self.iteration, "attempt": attempt,
+                                "error": str(error), "retry_in_s": retry_in_s, "at": time.time()})
+
+    # -- bookkeeping ---------------------------------------------------------------------------
+    def _count_rejection(self, rejection: Rejection) -> None:
+        self.counters.rejections[rejection.reason] = self.counters.rejections.get(rejection.reason, 0) + 1
+        log.info("iteration %d: answer rejected (%s): %s", self.iteration, rejection.reason, rejection.detail[:200])
+
+    def _count_usage(self, response: Response) -> None:
+        self.counters.prompt_tokens += int(response.usage.get("prompt_tokens", 0) or 0)
+        self.counters.completion_tokens += int(response.usage.get("completion_tokens", 0) or 0)
+
+    def _mflops(self, genotype: Genotype, result: EvalResult) -> float | None:
+        flops = getattr(self.space, "flops", None)
+        if callable(flops):
+            return flops(genotype) / 1e6
+        return result.flops / 1e6 if result.flops is not None else None
+
+    def stats(self) -> dict[str, Any]:
+        return asdict(self.counters)
+
+    def _write_stats(self) -> None:
+        if self.out_dir is not None:
+            write_json(self.out_dir / STATS, self.stats())
+
+    def settings(self) -> dict[str, Any]:
+        return {"name": self.name, **self.options}
+
+
+def _check_choice(name: str, value: object, allowed: tuple[object, ...]) -> None:
+    if value not in allowed:
+        raise LmnasError(f"search.strategy.{name}: {value!r}, expected one of {list(allowed)}")
+
+
+def _make_backend(name: str, *, model: str, base_url: str | None, api_key_env: str, timeout_s: float,
+                  replay: str | None) -> LLMBackend:
+    if name == "replay":
+        if not replay:
+            raise LmnasError("search.strategy.replay: the replay backend needs the path of a transcript.jsonl")
+        return LLM_BACKENDS.create("replay", path=replay)
+    if name == "openai":
+        return LLM_BACKENDS.create("openai", model=model, base_url=base_url, api_key_env=api_key_env, timeout_s=timeout_s)
+    if base_url is not None:
+        raise LmnasError(f"search.strategy.base_url: only the openai backend takes a base_url, not {name!r}")
+    return LLM_BACKENDS.create(name, model=model)
