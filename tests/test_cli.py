@@ -80,3 +80,28 @@ def test_parallel_proxy_search_matches_serial(tmp_path):
         rows = pq.read_table(out / "journal.parquet").to_pylist()
         journals[workers] = {r["key"]: r["metric_accuracy"] for r in rows}
     assert journals[1] == journals[2] and len(journals[1]) == 8
+
+
+@needs_tables
+def test_genius_search_from_the_command_line_then_replayed(tmp_path, capsys, monkeypatch):
+    """`lmnas search --strategy genius --llm-base-url URL --llm-model NAME` against a local server."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from llm_server import ScriptedServer, hill_climb
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-cli-test-key-123")
+    with ScriptedServer(hill_climb(8, 3)) as server:
+        code, stdout, _ = run_cli(capsys, "search", "--space", "nas-bench-macro", "--strategy", "genius", "--budget", "10",
+                                  "--llm-base-url", server.base_url, "--llm-model", "scripted", "--out",
+                                  str(tmp_path / "live"), "--quiet")
+    assert code == 0 and json.loads(stdout)["evaluations"] == 10
+    assert (tmp_path / "live" / "transcript.jsonl").is_file()
+    monkeypatch.delenv("OPENAI_API_KEY")
+    code, _, _ = run_cli(capsys, "search", "--space", "nas-bench-macro", "--strategy", "genius", "--budget", "10",
+                         "--llm-model", "scripted", "--replay", str(tmp_path / "live" / "transcript.jsonl"),
+                         "--out", str(tmp_path / "replay"), "--quiet")
+    assert code == 0
+    live, replay = (pq.read_table(tmp_path / d / "journal.parquet").select(["key", "metric_accuracy"]).to_pylist()
+                    for d in ("live", "replay"))
+    assert live == replay
+    for path in (tmp_path / "live").rglob("*"):
+        assert "sk-cli-test-key-123" not in path.read_text(errors="ignore")

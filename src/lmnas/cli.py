@@ -28,6 +28,12 @@ def _search(args: argparse.Namespace) -> None:
     section["budget"].setdefault("evaluations", 100)
     if args.workers:
         section["workers"] = args.workers
+    llm = {"base_url": args.llm_base_url, "model": args.llm_model, "api_key_env": args.llm_api_key_env,
+           "replay": args.replay}
+    llm = {k: v for k, v in llm.items() if v is not None}
+    if llm:
+        options = section["options"] = {k: dict(v) for k, v in section.get("options", {}).items()}
+        options.setdefault(section["strategy"], {}).update(llm)
     summary = search_from_config(
         section,
         data_dir=Path(args.data) if args.data else None,
@@ -77,6 +83,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--data", help="prepared dataset folder (for the proxy evaluator)")
     s.add_argument("--archgpt", help="fine-tuned architecture GPT folder (for ga-gpt)")
     s.add_argument("--workers", type=int, help="evaluate candidates in N parallel processes")
+    s.add_argument("--llm-base-url", help="OpenAI-compatible server for genius strategies (OpenAI, vLLM, Ollama, ...)")
+    s.add_argument("--llm-model", help="model name on that server")
+    s.add_argument("--llm-api-key-env", help="environment variable holding the API key (default OPENAI_API_KEY)")
+    s.add_argument("--replay", help="answer from a recorded transcript.jsonl: no network, no key")
     s.add_argument("--device", default="auto")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=_search)

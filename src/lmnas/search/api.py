@@ -13,7 +13,7 @@ from lmnas.io import write_json
 from lmnas.search.outputs import best_summary, write_search_outputs
 from lmnas.search.runner import Budget, run_search
 from lmnas.spaces import create_space
-from lmnas.strategies import create_strategy
+from lmnas.strategies import STRATEGIES, create_strategy
 
 
 @dataclass
@@ -42,6 +42,8 @@ def search(request: SearchRequest) -> dict[str, Any]:
     space_name, space_settings = _split(request.space, "space")
     space = create_space(space_name, **space_settings)
     strategy_name, strategy_settings = _split(request.strategy, "strategy")
+    if "out_dir" in STRATEGIES.accepted_settings(strategy_name):
+        strategy_settings.setdefault("out_dir", str(out))  # LLM transcripts live beside the journal
     strategy = create_strategy(strategy_name, space=space, seed=request.seed, **strategy_settings)
     evaluator_name, evaluator_settings = _split(request.evaluator, "evaluator")
     evaluator = EVALUATORS.create(evaluator_name, **evaluator_settings)
