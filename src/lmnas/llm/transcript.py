@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from lmnas.errors import LmnasError
+from lmnas.jsonl import append_jsonl, read_jsonl
 from lmnas.llm.base import Message
 
 REPLAYED_EVENTS = ("request", "fallback")
@@ -37,21 +38,7 @@ def request_hash(messages: list[Message]) -> str:
 
 def read_transcript(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """All records; a torn last line (a kill mid-write) is dropped, any other bad line is an error."""
-    path = Path(path)
-    if not path.exists():
-        return []
-    lines = path.read_text().splitlines()
-    records = []
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            if number == len(lines):
-                break
-            raise LmnasError(f"{path}:{number}: corrupt transcript line (expected one JSON object)") from None
-    return records
+    return read_jsonl(path, "transcript")
 
 
 class Transcript:
@@ -63,23 +50,8 @@ class Transcript:
 
     def append(self, record: dict[str, Any]) -> None:
         self.records.append(record)
-        if self.path is None:
-            return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._drop_torn_tail()
-        with self.path.open("a") as f:
-            f.write(json.dumps(record, sort_keys=True, ensure_ascii=False) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-
-    def _drop_torn_tail(self) -> None:
-        if self.path is not None and self.path.exists() and self.path.stat().st_size:
-            with self.path.open("rb+") as f:
-                f.seek(-1, os.SEEK_END)
-                if f.read(1) != b"\n":
-                    data = self.path.read_bytes()
-                    f.seek(0)
-                    f.truncate(data.rfind(b"\n") + 1)
+        if self.path is not None:
+            append_jsonl(self.path, record)
 
 
 class TranscriptCursor:

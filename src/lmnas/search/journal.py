@@ -1,6 +1,6 @@
 """The append-only journal of evaluations.
 
-`journal.jsonl` is the write-ahead log: one JSON line per finished evaluation, flushed and
+`journal.jsonl` is the write-ahead log (lmnas.jsonl): one JSON line per finished evaluation,
 fsync'ed before the next one starts, so a killed run loses at most the evaluation in flight.
 `journal.parquet` is the artefact, rewritten from the log whenever the run stops.
 """
@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 
 from lmnas.errors import LmnasError
 from lmnas.io import write_with
+from lmnas.jsonl import append_jsonl, read_jsonl
 
 
 class Journal:
@@ -28,42 +29,15 @@ class Journal:
         self.by_key: dict[str, dict[str, Any]] = {row["key"]: row for row in self.rows}
 
     def _read(self) -> list[dict[str, Any]]:
-        if self.path is None or not self.path.exists():
-            return []
-        rows = []
-        lines = self.path.read_text().splitlines()
-        for number, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                if number == len(lines):  # a kill mid-write leaves a torn last line: drop it
-                    break
-                raise LmnasError(f"{self.path}:{number}: corrupt journal line") from None
-        return rows
+        return read_jsonl(self.path, "journal") if self.path is not None else []
 
     def append(self, row: dict[str, Any]) -> None:
         if row["key"] in self.by_key:
             raise LmnasError(f"{self.path}: genotype {row['key']!r} is already in the journal")
         if self.path is not None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._drop_torn_tail()
-            with self.path.open("a") as f:
-                f.write(json.dumps(row, sort_keys=True) + "\n")
-                f.flush()
-                os.fsync(f.fileno())
+            append_jsonl(self.path, row)
         self.rows.append(row)
         self.by_key[row["key"]] = row
-
-    def _drop_torn_tail(self) -> None:
-        if self.path.exists() and self.path.stat().st_size:
-            with self.path.open("rb+") as f:
-                f.seek(-1, os.SEEK_END)
-                if f.read(1) != b"\n":  # rewrite without the torn line
-                    data = self.path.read_bytes()
-                    f.seek(0)
-                    f.truncate(data.rfind(b"\n") + 1)
 
     def __len__(self) -> int:
         return len(self.rows)
