@@ -86,44 +86,32 @@ def load_digits_source(
 # --------------------------------------------------------------------------- CIFAR
 
 
-@DATASET_SOURCES.register("cifar10")
-def load_cifar10_source(
-    *,
-    root: Path | None,
-    download: bool,
-    verify: bool,
-    image_size: int | None,
-    subset_fraction: float,
-    max_classes: int | None,
-    seed: int,
-) -> SourceData:
-    """torchvision CIFAR-10 under `root` (the folder holding cifar-10-batches-py)."""
-    from torchvision.datasets import CIFAR10
+def _cifar_source(name: str, class_name: str, folder: str) -> None:
+    """Register one torchvision CIFAR dataset as a source (CIFAR-10 and CIFAR-100 differ only in class)."""
 
-    data = _load_cifar(CIFAR10, "cifar10", root, download=download, verify=verify)
-    return _restrict(
-        data, image_size=image_size, subset_fraction=subset_fraction, max_classes=max_classes, seed=seed
-    )
+    @DATASET_SOURCES.register(name)
+    def load(
+        *,
+        root: Path | None,
+        download: bool,
+        verify: bool,
+        image_size: int | None,
+        subset_fraction: float,
+        max_classes: int | None,
+        seed: int,
+    ) -> SourceData:
+        import torchvision.datasets
+
+        data = _load_cifar(getattr(torchvision.datasets, class_name), name, root, download=download, verify=verify)
+        return _restrict(
+            data, image_size=image_size, subset_fraction=subset_fraction, max_classes=max_classes, seed=seed
+        )
+
+    load.__doc__ = f"torchvision {class_name} under `root` (the folder holding {folder})."
 
 
-@DATASET_SOURCES.register("cifar100")
-def load_cifar100_source(
-    *,
-    root: Path | None,
-    download: bool,
-    verify: bool,
-    image_size: int | None,
-    subset_fraction: float,
-    max_classes: int | None,
-    seed: int,
-) -> SourceData:
-    """torchvision CIFAR-100 (fine labels) under `root` (the folder holding cifar-100-python)."""
-    from torchvision.datasets import CIFAR100
-
-    data = _load_cifar(CIFAR100, "cifar100", root, download=download, verify=verify)
-    return _restrict(
-        data, image_size=image_size, subset_fraction=subset_fraction, max_classes=max_classes, seed=seed
-    )
+_cifar_source("cifar10", "CIFAR10", "cifar-10-batches-py")
+_cifar_source("cifar100", "CIFAR100", "cifar-100-python")  # fine labels
 
 
 def _load_cifar(cls: type, name: str, root: Path | None, *, download: bool, verify: bool) -> SourceData:
