@@ -15,7 +15,7 @@ class SyntheticEvaluator(Evaluator):
         self.delay_s = delay_s
         self.calls: list[str] = []
 
-    def evaluate(self, space, genotype, *, seed):
+    def evaluate(self, space, genotype, *, seed, lineage=None):
         key = space.key(genotype)
         self.calls.append(key)
         if self.delay_s:

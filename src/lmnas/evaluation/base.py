@@ -28,7 +28,12 @@ class Evaluator(ABC):
     name: str = ""
 
     @abstractmethod
-    def evaluate(self, space: SearchSpace, genotype: Genotype, *, seed: int) -> EvalResult: ...
+    def evaluate(
+        self, space: SearchSpace, genotype: Genotype, *, seed: int, lineage: dict[str, Any] | None = None
+    ) -> EvalResult:
+        """`lineage`: the strategy's `Strategy.lineage(genotype)` (parent key and re-generated
+        blocks), passed only when the strategy gives one; evaluators that do not inherit weights
+        ignore it."""
 
     def settings(self) -> dict[str, Any]:
         return {"name": self.name}

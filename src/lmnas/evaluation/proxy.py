@@ -1,7 +1,15 @@
-"""Proxy training: a candidate trained for a few epochs; its validation accuracy is its fitness."""
+"""Proxy training: a candidate trained for a few epochs; its validation accuracy is its fitness.
+
+With `weights_dir`, every trained candidate's weights are kept there (by genotype key). With
+`inherit` too, a candidate whose strategy gives a lineage (GA+GPT's offspring) starts from its
+parent's weights and trains only its re-generated blocks and the classifier, or only the
+BatchNorm affine parameters when nothing was re-generated (GPT-NAS; see `inheritance`);
+metrics then say `inherited` (False: no parent weights, trained from scratch) and `trained_blocks`.
+"""
 
 from __future__ import annotations
 
+import logging
 import time
 import zlib
 from pathlib import Path
@@ -9,10 +17,15 @@ from typing import Any
 
 import torch
 
+from lmnas.errors import LmnasError
 from lmnas.evaluation import EVALUATORS
 from lmnas.evaluation.base import EvalResult, Evaluator
+from lmnas.evaluation.inheritance import Inheritance, WeightStore, inherit_weights
 from lmnas.models import measure
 from lmnas.spaces.base import Genotype, SearchSpace
+from lmnas.spaces.gptnas_blocks import GPTNASBlockSpace
+
+log = logging.getLogger(__name__)
 
 
 def genotype_seed(seed: int, key: str) -> int:
@@ -32,6 +45,8 @@ class ProxyTrainingEvaluator(Evaluator):
         device: str = "cpu",
         train_subset: int | None = None,
         progress: bool = False,
+        inherit: bool = False,
+        weights_dir: str | Path | None = None,
     ) -> None:
         from lmnas.data import load_split, read_manifest
         from lmnas.training import TrainRecipe
@@ -42,6 +57,11 @@ class ProxyTrainingEvaluator(Evaluator):
         self.device = device
         self.progress = progress
         self.train_subset = train_subset
+        if inherit and weights_dir is None:
+            raise LmnasError("search.evaluator.inherit: weight inheritance needs a weights_dir "
+                             "to keep the parents' weights in")
+        self.inherit = inherit
+        self.store = WeightStore(weights_dir) if weights_dir is not None else None
         x, y = load_split(self.prepared_dir, "train")
         if train_subset is not None:
             x, y = x[:train_subset], y[:train_subset]
@@ -50,13 +70,24 @@ class ProxyTrainingEvaluator(Evaluator):
         xv, yv = load_split(self.prepared_dir, "val")
         self.val = (xv.to(device), yv.to(device))
 
-    def evaluate(self, space: SearchSpace, genotype: Genotype, *, seed: int) -> EvalResult:
+    def evaluate(
+        self, space: SearchSpace, genotype: Genotype, *, seed: int, lineage: dict[str, Any] | None = None
+    ) -> EvalResult:
         from lmnas.training import train_model
 
+        if self.inherit and not isinstance(space, GPTNASBlockSpace):
+            raise LmnasError(f"search.evaluator.inherit: weight inheritance needs the gptnas-blocks space, "
+                             f"not {space.name!r}")
         key = space.key(genotype)
         torch.manual_seed(genotype_seed(seed, key))
         model = space.build(genotype)
         sizes = measure(model, space.input_shape)
+        inheritance: Inheritance | None = None
+        if self.inherit and lineage is not None:
+            inheritance = inherit_weights(model, space, genotype, lineage, self.store)
+            if not inheritance.inherited:
+                log.warning("%s: no weights of parent %r in %s; training from scratch",
+                            key, inheritance.parent, self.store.root)
         start = time.perf_counter()
         result = train_model(
             model.to(self.device),
@@ -67,21 +98,26 @@ class ProxyTrainingEvaluator(Evaluator):
             std=self.manifest["std"],
             device=self.device,
             seed=genotype_seed(seed, key),
+            trainable=inheritance.trainable() if inheritance else None,
+            bn_only=inheritance.bn_only if inheritance else False,
             progress=self.progress,
         )
+        cost_s = time.perf_counter() - start
+        if self.store is not None:
+            self.store.save(key, model)
         last = result.history[-1]
-        return EvalResult(
-            metrics={
-                "accuracy": 100.0 * float(last["val_acc"]),
-                "val_loss": float(last["val_loss"]),
-                "train_accuracy": 100.0 * float(last["train_acc"]),
-            },
-            cost_s=time.perf_counter() - start,
-            params=sizes["params"],
-            flops=sizes["flops"],
-        )
+        metrics: dict[str, Any] = {
+            "accuracy": 100.0 * float(last["val_acc"]),
+            "val_loss": float(last["val_loss"]),
+            "train_accuracy": 100.0 * float(last["train_acc"]),
+        }
+        if self.inherit:  # candidates without a lineage (the initial population) train from scratch
+            scratch = {"inherited": False, "trained_blocks": len(genotype)}
+            metrics.update(inheritance.to_metrics() if inheritance else scratch)
+        return EvalResult(metrics=metrics, cost_s=cost_s, params=sizes["params"], flops=sizes["flops"])
 
     def settings(self) -> dict[str, Any]:
         # Enough to rebuild this evaluator in a worker process.
         return {"name": self.name, "prepared_dir": str(self.prepared_dir), "recipe": self.recipe.to_dict(),
-                "train_subset": self.train_subset, "device": self.device}
+                "train_subset": self.train_subset, "device": self.device, "inherit": self.inherit,
+                "weights_dir": str(self.store.root) if self.store else None}

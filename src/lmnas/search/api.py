@@ -46,6 +46,8 @@ def search(request: SearchRequest) -> dict[str, Any]:
         strategy_settings.setdefault("out_dir", str(out))  # LLM transcripts live beside the journal
     strategy = create_strategy(strategy_name, space=space, seed=request.seed, **strategy_settings)
     evaluator_name, evaluator_settings = _split(request.evaluator, "evaluator")
+    if evaluator_settings.get("inherit"):  # GPT-NAS weight inheritance: trained weights kept per run
+        evaluator_settings.setdefault("weights_dir", str(out / "weights"))
     evaluator = EVALUATORS.create(evaluator_name, **evaluator_settings)
     write_json(out / "config.json", request.config or {
         "space": space.settings(), "strategy": strategy.settings(), "evaluator": evaluator.settings(),

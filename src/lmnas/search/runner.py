@@ -5,6 +5,9 @@ told, so a restarted run asks the strategy again from the start and answers ever
 already in the journal from the journal. The strategy walks the same path and the run goes
 on exactly where it was killed; no evaluation is repeated or lost.
 
+The strategy's `lineage` of each genotype (parent and re-generated blocks, for weight
+inheritance) is passed to the evaluator and kept in the journal row as "lineage".
+
 Each batch from `ask()` is evaluated (in parallel when workers > 1, journaled as each
 finishes), then told to the strategy in the order it was asked, so the search path does not
 depend on which worker finished first.
@@ -80,8 +83,9 @@ def run_search(
                 break
             keys = list(dict.fromkeys(space.key(g) for g in batch))  # distinct, in asked order
             todo = [k for k in keys if k not in journal.by_key][: budget.evaluations - len(journal)]
+            lineages = batch_lineages(space, strategy, batch)
             generation = strategy.generation
-            for key, result in evaluate(todo, seed):
+            for key, result in evaluate(todo, seed, lineages):
                 row = {
                     "step": len(journal) + 1,
                     "key": key,
@@ -95,6 +99,8 @@ def run_search(
                     "flops": result.flops,
                     "finished_at": time.time(),
                 }
+                if key in lineages:
+                    row["lineage"] = lineages[key]
                 journal.append(row)
                 bar.update(1)
                 bar.set_postfix(best=f"{best_row(journal.rows)['metrics']['accuracy']:.2f}")
@@ -114,6 +120,18 @@ def run_search(
         if pool is not None:
             pool.close()
     return SearchOutcome(journal=journal, stopped_because=stopped, resumed_from=resumed_from)
+
+
+def batch_lineages(space: SearchSpace, strategy: Strategy, batch: list[Any]) -> dict[str, dict[str, Any]]:
+    """key -> the strategy's lineage of that genotype (first occurrence; genotypes without one left out)."""
+    lineages: dict[str, dict[str, Any]] = {}
+    for genotype in batch:
+        key = space.key(genotype)
+        if key not in lineages:
+            lineage = strategy.lineage(genotype)
+            if lineage is not None:
+                lineages[key] = lineage
+    return lineages
 
 
 def best_row(rows: list[dict[str, Any]]) -> dict[str, Any]:

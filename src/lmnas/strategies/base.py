@@ -31,5 +31,13 @@ class Strategy(ABC):
     @abstractmethod
     def tell(self, genotype: Genotype, result: EvalResult) -> None: ...
 
+    def lineage(self, genotype: Genotype) -> dict[str, Any] | None:
+        """Where a proposed genotype came from, for evaluators that inherit weights; None: unknown.
+
+        Called by the runner after `ask()` for each genotype of the batch; strategies that derive
+        children from evaluated parents return `{"parent": <parent key>, "regenerated": [block
+        indices that cannot inherit the parent's weights]}` (see GA+GPT)."""
+        return None
+
     def settings(self) -> dict[str, Any]:
         return {"name": self.name}

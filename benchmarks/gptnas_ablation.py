@@ -1,0 +1,283 @@
+"""GPT-NAS ablations on the proxy-training evaluator over digits 0–4 (CPU, about 15 minutes).
+
+(a) GA vs GA+GPT at equal budgets and seeds, with and without weight inheritance (children
+    train only their re-generated blocks + classifier, or BN only). Best proxy accuracy found,
+    mean ± std over seeds; with inheritance also the best genotype's accuracy when trained
+    from scratch with the same proxy (inherited accuracies are not from-scratch accuracies).
+(b) Mask rates 0 / 0.2 / 0.4 / 0.6 / 0.8 (GPT-NAS Table 4), without inheritance. The same
+    seed gives the same generation 0 for every rate (checked and reported).
+(c) Short proxy vs longer training (GPT-NAS Table 5): N random candidates trained from scratch
+    with the proxy recipe and with a longer one; Pearson r (p-value), Spearman and Kendall.
+
+"GA" is GA+GPT at mask rate 0, which draws exactly the plain GA's path (tests/test_ga_gpt.py::
+test_mask_rate_zero_is_the_plain_ga) and also names each child's parent, so it can inherit too.
+Each search keeps its journal under benchmarks/out/gptnas_ablation/runs/<settings hash>/, so a
+killed benchmark resumes where it stopped. The architecture GPT: --archgpt DIR (its
+`finetuned` folder or the folder above it), else a small one is trained into the out folder.
+
+    python benchmarks/gptnas_ablation.py                      # defaults: 5 seeds, N = 16
+    python benchmarks/gptnas_ablation.py --seeds 20 --candidates 100 --long-epochs 50   # paper-like
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import shutil
+import statistics
+import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+from _common import OUT_DIR, print_table, write_result
+
+WORK = OUT_DIR / "gptnas_ablation"
+# The embedded default's search settings (config/config.yaml), on 8x8 one-channel digits.
+SPACE = {"name": "gptnas-blocks", "min_blocks": 4, "max_blocks": 8, "stage_widths": [16, 32, 64],
+         "input_shape": [1, 8, 8], "num_classes": 5}
+RECIPE = {"epochs": 3, "batch_size": 64, "lr": 0.05, "warmup_epochs": 0.5, "schedule": "cosine",
+          "crop_padding": 1, "flip": False}
+ARCHGPT = {"n_layer": 4, "n_head": 4, "n_embd": 64, "window": 10}
+
+
+def prepare_inputs(args: argparse.Namespace) -> tuple[Path, Path]:
+    """The prepared digits and the architecture GPT's fine-tuned folder (made here if not given)."""
+    from lmnas.archgpt import ArchGPTConfig, train_archgpt
+    from lmnas.benchmarks_data import resolve_benchmarks_dir
+    from lmnas.corpus import encode_corpus
+    from lmnas.data import DatasetSpec, prepare_dataset
+
+    data = Path(args.data) if args.data else WORK / "digits04"
+    if not (data / "manifest.json").is_file():
+        spec = DatasetSpec(source="digits", classes=[0, 1, 2, 3, 4], val_fraction=0.2, test_fraction=0.2)
+        prepare_dataset(spec, data, seed=0)
+    if args.archgpt:
+        gpt = Path(args.archgpt)
+        return data, gpt / "finetuned" if (gpt / "finetuned").is_dir() else gpt
+    root = WORK / "archgpt"
+    if not (root / "gpt" / "metrics.json").is_file():
+        records = resolve_benchmarks_dir(args.benchmarks_dir) / "nas_bench_101_subset.json"
+        encode_corpus(records, root / "corpus", min_val_accuracy=0.90, seed=0)
+        print(f"training the architecture GPT into {root / 'gpt'} ...", flush=True)
+        train_archgpt(root / "corpus", root / "gpt", cfg=ArchGPTConfig(**ARCHGPT), pretrain_epochs=2,
+                      finetune_epochs=2, batch_size=64, lr=1e-3, seed=0, progress=False)
+    return data, root / "gpt" / "finetuned"
+
+
+def run_dir(job: dict[str, Any]) -> Path:
+    digest = hashlib.sha1(json.dumps(job, sort_keys=True).encode()).hexdigest()[:12]
+    return WORK / "runs" / digest
+
+
+def search_job(job: dict[str, Any]) -> dict[str, Any]:
+    """One search (in a worker process): GA+GPT at `mask_rate`, proxy evaluator, inheritance or not."""
+    import torch
+
+    from lmnas.evaluation import EVALUATORS
+    from lmnas.search.runner import Budget, best_row, run_search
+    from lmnas.spaces import create_space
+    from lmnas.strategies import create_strategy
+
+    torch.set_num_threads(1)
+    out = run_dir(job)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "job.json").write_text(json.dumps(job, indent=2))
+    space_settings = dict(job["space"])
+    space = create_space(space_settings.pop("name"), **space_settings)
+    strategy = create_strategy("ga-gpt", space=space, seed=job["seed"], archgpt_dir=job["archgpt"],
+                               mask_rate=job["mask_rate"], population=job["population"],
+                               generations=job["generations"], crossover_rate=0.7, mutation_rate=0.5)
+    weights = out / "weights" if job["inherit"] else None
+    evaluator = EVALUATORS.create("proxy", prepared_dir=job["data"], recipe=job["recipe"], device="cpu",
+                                  inherit=job["inherit"], weights_dir=weights)
+    outcome = run_search(space, strategy, evaluator, out / "journal.jsonl", Budget(job["budget"]),
+                         seed=job["seed"], progress=False)
+    rows = outcome.journal.rows
+    best = best_row(rows)
+    result = {
+        **{k: job[k] for k in ("mask_rate", "inherit", "seed")},
+        "evaluations": len(rows),
+        "best_key": best["key"],
+        "best_accuracy": best["metrics"]["accuracy"],
+        "best_per_generation": [max(r["metrics"]["accuracy"] for r in rows if r["generation"] == g)
+                                for g in sorted({r["generation"] for r in rows})],
+        "generation0": sorted((r["key"], r["metrics"]["accuracy"]) for r in rows if r["generation"] == 0),
+        "cost_s": sum(r["cost_s"] for r in rows),
+        # From the journal, so a replayed run counts the same: blocks the GPT re-generated in evaluated children.
+        "regenerated_blocks": sum(len(r.get("lineage", {}).get("masked", [])) for r in rows),
+    }
+    if job["inherit"]:
+        offspring = [r["metrics"] | {"blocks": len(r["key"].split("-"))} for r in rows if r["generation"] > 0]
+        n = max(len(offspring), 1)
+        result["inherited_fraction"] = sum(bool(m["inherited"]) for m in offspring) / n
+        result["trained_block_fraction"] = sum(m["trained_blocks"] / m["blocks"] for m in offspring) / n
+        result["bn_only_fraction"] = sum(m["trained_blocks"] == 0 for m in offspring) / n
+        # The search ranked partially trained children; what is the pick worth trained from scratch?
+        scratch = EVALUATORS.create("proxy", prepared_dir=job["data"], recipe=job["recipe"], device="cpu")
+        result["best_scratch_accuracy"] = scratch.evaluate(space, space.parse(best["key"]), seed=job["seed"]).accuracy
+        shutil.rmtree(out / "weights", ignore_errors=True)  # a finished journal replays without them
+    return result
+
+
+def correlation_job(job: dict[str, Any]) -> dict[str, Any]:
+    """One candidate trained from scratch with the short proxy and with the longer recipe."""
+    import torch
+
+    from lmnas.evaluation import EVALUATORS
+    from lmnas.spaces import create_space
+
+    torch.set_num_threads(1)
+    space_settings = dict(job["space"])
+    space = create_space(space_settings.pop("name"), **space_settings)
+    genotype = space.parse(job["key"])
+    out = {"key": job["key"]}
+    for name, recipe in (("short", job["recipe"]), ("long", {**job["recipe"], "epochs": job["long_epochs"]})):
+        evaluator = EVALUATORS.create("proxy", prepared_dir=job["data"], recipe=recipe)
+        result = evaluator.evaluate(space, genotype, seed=job["seed"])
+        out[name], out[f"{name}_s"] = result.accuracy, result.cost_s
+    return out
+
+
+def mean_std(values: list[float]) -> str:
+    return f"{statistics.mean(values):.2f} ± {statistics.stdev(values) if len(values) > 1 else 0.0:.2f}"
+
+
+def summarise(runs: list[dict[str, Any]], mask_rate: float, inherit: bool, key: str = "best_accuracy") -> list[float]:
+    return [r[key] for r in runs if r["mask_rate"] == mask_rate and r["inherit"] == inherit]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--population", type=int, default=8)
+    parser.add_argument("--generations", type=int, default=4)
+    parser.add_argument("--budget", type=int, default=40, help="evaluations per search")
+    parser.add_argument("--gpt-mask-rate", type=float, default=0.4, help="GA+GPT's rate in part (a)")
+    parser.add_argument("--mask-rates", type=float, nargs="+", default=[0.0, 0.2, 0.4, 0.6, 0.8])
+    parser.add_argument("--proxy-epochs", type=int, default=3)
+    parser.add_argument("--long-epochs", type=int, default=15)
+    parser.add_argument("--candidates", type=int, default=16, help="N of part (c)")
+    parser.add_argument("--parts", nargs="+", default=["a", "b", "c"], choices=["a", "b", "c"])
+    parser.add_argument("--archgpt", help="a trained architecture GPT (default: train a small one)")
+    parser.add_argument("--data", help="prepared digits 0-4 (default: prepared into the out folder)")
+    parser.add_argument("--benchmarks-dir", help="default: ../shared/benchmarks or $LMNAS_BENCHMARKS_DIR")
+    parser.add_argument("--jobs", type=int, default=2, help="searches run at once (one torch thread each)")
+    parser.add_argument("--fresh", action="store_true", help="forget the searches journaled by earlier runs")
+    parser.add_argument("--out")
+    args = parser.parse_args()
+    if args.fresh:
+        shutil.rmtree(WORK / "runs", ignore_errors=True)
+
+    import torch
+
+    torch.set_num_threads(1)
+    start = time.perf_counter()
+    data, archgpt = prepare_inputs(args)
+    recipe = {**RECIPE, "epochs": args.proxy_epochs}
+    common = {"space": SPACE, "recipe": recipe, "data": str(data), "archgpt": str(archgpt),
+              "population": args.population, "generations": args.generations, "budget": args.budget}
+    configs = set()
+    if "a" in args.parts:
+        configs |= {(rate, inherit) for rate in (0.0, args.gpt_mask_rate) for inherit in (False, True)}
+    if "b" in args.parts:
+        configs |= {(rate, False) for rate in args.mask_rates}
+    # Longest first (no inheritance trains every block) so the pool ends evenly.
+    jobs = [{**common, "mask_rate": rate, "inherit": inherit, "seed": seed}
+            for rate, inherit in sorted(configs, key=lambda c: (c[1], c[0])) for seed in range(args.seeds)]
+    pool = ProcessPoolExecutor(max_workers=args.jobs, mp_context=get_context("spawn"))
+    futures = [pool.submit(search_job, job) for job in jobs]
+    correlation: list[dict[str, Any]] = []
+    if "c" in args.parts:
+        import random
+
+        from lmnas.spaces import create_space
+
+        settings = dict(SPACE)
+        space = create_space(settings.pop("name"), **settings)
+        rng, keys = random.Random(12345), []
+        while len(keys) < args.candidates:
+            key = space.key(space.sample(rng))
+            keys += [key] if key not in keys else []
+        corr_futures = [pool.submit(correlation_job, {"space": SPACE, "recipe": recipe, "data": str(data),
+                                                      "key": key, "long_epochs": args.long_epochs, "seed": 0})
+                        for key in keys]
+    runs = []
+    for job, future in zip(jobs, futures):
+        runs.append(future.result())
+        print(f"[{time.perf_counter() - start:6.0f}s] mask {job['mask_rate']} inherit {job['inherit']} "
+              f"seed {job['seed']}: best {runs[-1]['best_accuracy']:.2f}", flush=True)
+    if "c" in args.parts:
+        correlation = [f.result() for f in corr_futures]
+    pool.shutdown()
+
+    report: dict[str, Any] = {"args": vars(args), "space": SPACE, "recipe": recipe, "archgpt": str(archgpt),
+                              "runs": runs}
+    if "a" in args.parts:
+        rows, table = [], []
+        for rate, label in ((0.0, "GA"), (args.gpt_mask_rate, f"GA+GPT (mask {args.gpt_mask_rate})")):
+            for inherit in (False, True):
+                best = summarise(runs, rate, inherit)
+                cost = summarise(runs, rate, inherit, "cost_s")
+                entry = {"strategy": label, "mask_rate": rate, "inherit": inherit, "best": best,
+                         "mean": statistics.mean(best), "std": statistics.stdev(best) if len(best) > 1 else 0.0,
+                         "search_cost_s": statistics.mean(cost)}
+                scratch = "="
+                if inherit:
+                    fresh = summarise(runs, rate, inherit, "best_scratch_accuracy")
+                    entry |= {"best_scratch": fresh, "scratch_mean": statistics.mean(fresh)}
+                    entry |= {k: statistics.mean(summarise(runs, rate, inherit, k))
+                              for k in ("trained_block_fraction", "bn_only_fraction", "inherited_fraction")}
+                    scratch = mean_std(fresh)
+                rows.append(entry)
+                table.append([label, "yes" if inherit else "no", mean_std(best), scratch,
+                              f"{entry['search_cost_s']:.0f}",
+                              f"{entry.get('trained_block_fraction', 1.0):.2f}"])
+        print(f"\n(a) best proxy accuracy found (%), mean ± std over {args.seeds} seeds, "
+              f"{args.budget} evaluations of {args.proxy_epochs}-epoch proxies")
+        print_table(["strategy", "inherit", "best (search)", "best, retrained from scratch",
+                     "training s/search", "blocks trained/child"], table)
+        report["a"] = rows
+    if "b" in args.parts:
+        rows, table = [], []
+        same0 = all(len({json.dumps(r["generation0"]) for r in runs if r["seed"] == seed}) == 1
+                    for seed in range(args.seeds))
+        for rate in args.mask_rates:
+            best = summarise(runs, rate, False)
+            entry = {"mask_rate": rate, "best": best, "mean": statistics.mean(best),
+                     "std": statistics.stdev(best) if len(best) > 1 else 0.0,
+                     "regenerated_blocks": statistics.mean(summarise(runs, rate, False, "regenerated_blocks"))}
+            rows.append(entry)
+            table.append([rate, mean_std(best), f"{entry['regenerated_blocks']:.1f}"])
+        print(f"\n(b) mask rate (decaying linearly to 0): best proxy accuracy (%), "
+              f"mean ± std over {args.seeds} seeds; "
+              f"same generation 0 for every rate: {same0}")
+        print_table(["mask rate", "best", "GPT-regenerated blocks in evaluated children/search"], table)
+        report["b"] = {"rows": rows, "same_generation0": same0}
+    if "c" in args.parts:
+        from scipy import stats
+
+        short = [c["short"] for c in correlation]
+        long = [c["long"] for c in correlation]
+        pearson, spearman = stats.pearsonr(short, long), stats.spearmanr(short, long)
+        kendall = stats.kendalltau(short, long)
+        report["c"] = {"candidates": correlation, "pearson_r": float(pearson[0]), "pearson_p": float(pearson[1]),
+                       "spearman_rho": float(spearman[0]), "spearman_p": float(spearman[1]),
+                       "kendall_tau": float(kendall[0]), "kendall_p": float(kendall[1]),
+                       "short_s": statistics.mean(c["short_s"] for c in correlation),
+                       "long_s": statistics.mean(c["long_s"] for c in correlation)}
+        c = report["c"]
+        print(f"\n(c) {args.proxy_epochs}-epoch proxy vs {args.long_epochs}-epoch training, "
+              f"{len(correlation)} random candidates")
+        print_table(["pearson r", "p", "spearman rho", "kendall tau", "short acc", "long acc", "short s", "long s"],
+                    [[c["pearson_r"], f"{c['pearson_p']:.2g}", c["spearman_rho"], c["kendall_tau"], mean_std(short),
+                      mean_std(long), c["short_s"], c["long_s"]]])
+    report["wall_s"] = time.perf_counter() - start
+    print(f"\nwall time {report['wall_s']:.0f} s")
+    write_result("gptnas_ablation", report, args.out)
+
+
+if __name__ == "__main__":
+    main()
