@@ -65,7 +65,7 @@ def test_broken_table_is_a_clear_error(tmp_path):
 
 def test_folder_comes_from_setting_then_env_then_default(tiny_macro_dir, tmp_path, monkeypatch):
     monkeypatch.delenv(ENV_VAR, raising=False)
-    assert default_benchmarks_dir() == BENCH.resolve()
+    assert default_benchmarks_dir().resolve() == BENCH.resolve()
     assert Path(table_evaluator().settings()["benchmarks_dir"]) == BENCH.resolve()
     monkeypatch.setenv(ENV_VAR, str(tiny_macro_dir))
     assert Path(table_evaluator().settings()["benchmarks_dir"]) == tiny_macro_dir.resolve()
