@@ -9,6 +9,7 @@ rule retrain:
         log_csv=f"{RUN}/retrain/log.csv",
     params:
         recipe=config["retrain"]["recipe"],
+        sync_bn=config["retrain"].get("sync_bn", False),
         seed=config["seed"],
         device=CFG.device,
         progress=CFG.progress,

@@ -16,6 +16,7 @@ def main(smk):
         seed=smk.params.seed,
         device=device,
         progress=smk.params.progress,
+        sync_bn=smk.params.sync_bn,
         # resources.gpu > 1 and that many CUDA devices: one torchrun rank per GPU; else in-process.
         nproc=ranks_for(int(smk.resources.get("gpu", 0)), device),
     )
