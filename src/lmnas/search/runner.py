@@ -70,6 +70,7 @@ def run_search(
     bar = tqdm(total=budget.evaluations, initial=min(len(journal), budget.evaluations),
                desc=f"search {strategy.name}", unit="eval", disable=not progress)
     stopped, duplicate_asks = "strategy finished", 0
+    best = max((r["metrics"]["accuracy"] for r in journal.rows), default=float("-inf"))
     try:
         while True:
             if len(journal) >= budget.evaluations:
@@ -102,8 +103,9 @@ def run_search(
                 if key in lineages:
                     row["lineage"] = lineages[key]
                 journal.append(row)
+                best = max(best, result.accuracy)  # running best: no rescan of the journal per evaluation
                 bar.update(1)
-                bar.set_postfix(best=f"{best_row(journal.rows)['metrics']['accuracy']:.2f}")
+                bar.set_postfix(best=f"{best:.2f}")
                 if on_evaluation is not None:
                     on_evaluation(row)
             if any(k not in journal.by_key for k in keys):
