@@ -8,6 +8,10 @@
     seed gives the same generation 0 for every rate (checked and reported).
 (c) Short proxy vs longer training (GPT-NAS Table 5): N random candidates trained from scratch
     with the proxy recipe and with a longer one; Pearson r (p-value), Spearman and Kendall.
+(d) GA vs GA+GPT on the NAS-Bench-101 subset table (292 cells with measured CIFAR-10 validation
+    accuracy; the space restricted to them), where the GPT-NAS layer encoding applies: the GPT
+    re-generates masked cell vertices' ops. Best validation accuracy after 25/50/100 table
+    queries, mean ± std over --table-seeds seeds (seconds: table lookups, no training).
 
 "GA" is GA+GPT at mask rate 0, which draws exactly the plain GA's path (tests/test_ga_gpt.py::
 test_mask_rate_zero_is_the_plain_ga) and also names each child's parent, so it can inherit too.
@@ -17,6 +21,7 @@ killed benchmark resumes where it stopped. The architecture GPT: --archgpt DIR (
 
     python benchmarks/gptnas_ablation.py                      # defaults: 5 seeds, N = 16
     python benchmarks/gptnas_ablation.py --seeds 20 --candidates 100 --long-epochs 50   # paper-like
+    python benchmarks/gptnas_ablation.py --parts d --table-seeds 20      # the table comparison only
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ SPACE = {"name": "gptnas-blocks", "min_blocks": 4, "max_blocks": 8, "stage_width
 RECIPE = {"epochs": 3, "batch_size": 64, "lr": 0.05, "warmup_epochs": 0.5, "schedule": "cosine",
           "crop_padding": 1, "flip": False}
 ARCHGPT = {"n_layer": 4, "n_head": 4, "n_embd": 64, "window": 10}
+TABLE_CHECKPOINTS = (25, 50, 100)  # part (d): table queries at which the best so far is reported
 
 
 def prepare_inputs(args: argparse.Namespace) -> tuple[Path, Path]:
@@ -122,6 +128,42 @@ def search_job(job: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+def table_job(job: dict[str, Any]) -> dict[str, Any]:
+    """One part-(d) search (in a worker process): GA or GA+GPT over the NAS-Bench-101 subset table."""
+    import torch
+
+    from lmnas.evaluation import EVALUATORS
+    from lmnas.search.runner import Budget, run_search
+    from lmnas.spaces import create_space
+    from lmnas.strategies import create_strategy
+
+    torch.set_num_threads(1)
+    out = run_dir(job)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "job.json").write_text(json.dumps(job, indent=2))
+    # Always searched afresh (seconds): a replayed journal would not count the GPT's re-generated ops.
+    (out / "journal.jsonl").unlink(missing_ok=True)
+    evaluator = EVALUATORS.create("table", benchmarks_dir=job["benchmarks_dir"], table="subset")
+    space = create_space("nas-bench-101", candidates=evaluator.keys(create_space("nas-bench-101")))
+    ga = {"population": job["population"], "generations": job["generations"], "crossover_rate": 0.7,
+          "mutation_rate": 0.5}
+    gpt = {"archgpt_dir": job["archgpt"], "mask_rate": job["mask_rate"]} if job["strategy"] == "ga-gpt" else {}
+    strategy = create_strategy(job["strategy"], space=space, seed=job["seed"], **ga, **gpt)
+    start = time.perf_counter()
+    outcome = run_search(space, strategy, evaluator, out / "journal.jsonl", Budget(job["budget"]),
+                         seed=job["seed"], progress=False)
+    accuracies = [r["metrics"]["accuracy"] for r in outcome.journal.rows]  # in evaluation order
+    return {
+        **{k: job[k] for k in ("strategy", "mask_rate", "seed")},
+        "evaluations": len(accuracies),  # < budget when the GA ran out of generations or of new cells
+        "stopped_because": outcome.stopped_because,
+        "best_at": {str(n): max(accuracies[:n]) for n in TABLE_CHECKPOINTS},  # all of them if fewer than n
+        "regenerated_ops": getattr(strategy, "regenerated", 0),  # cell vertices the GPT re-generated
+        "optimum": evaluator.optimum(space).best_metric,
+        "wall_s": time.perf_counter() - start,
+    }
+
+
 def correlation_job(job: dict[str, Any]) -> dict[str, Any]:
     """One candidate trained from scratch with the short proxy and with the longer recipe."""
     import torch
@@ -160,7 +202,11 @@ def main() -> None:
     parser.add_argument("--proxy-epochs", type=int, default=3)
     parser.add_argument("--long-epochs", type=int, default=15)
     parser.add_argument("--candidates", type=int, default=16, help="N of part (c)")
-    parser.add_argument("--parts", nargs="+", default=["a", "b", "c"], choices=["a", "b", "c"])
+    parser.add_argument("--parts", nargs="+", default=["a", "b", "c", "d"], choices=["a", "b", "c", "d"])
+    parser.add_argument("--table-seeds", type=int, default=20, help="seeds of part (d)")
+    parser.add_argument("--table-population", type=int, default=20)
+    parser.add_argument("--table-generations", type=int, default=10)
+    parser.add_argument("--table-budget", type=int, default=100, help="table queries per search of part (d)")
     parser.add_argument("--archgpt", help="a trained architecture GPT (default: train a small one)")
     parser.add_argument("--data", help="prepared digits 0-4 (default: prepared into the out folder)")
     parser.add_argument("--benchmarks-dir", help="default: ../shared/benchmarks or $LMNAS_BENCHMARKS_DIR")
@@ -172,6 +218,8 @@ def main() -> None:
         shutil.rmtree(WORK / "runs", ignore_errors=True)
 
     import torch
+
+    from lmnas.benchmarks_data import resolve_benchmarks_dir
 
     torch.set_num_threads(1)
     start = time.perf_counter()
@@ -189,6 +237,12 @@ def main() -> None:
             for rate, inherit in sorted(configs, key=lambda c: (c[1], c[0])) for seed in range(args.seeds)]
     pool = ProcessPoolExecutor(max_workers=args.jobs, mp_context=get_context("spawn"))
     futures = [pool.submit(search_job, job) for job in jobs]
+    table_jobs = [{"benchmarks_dir": str(resolve_benchmarks_dir(args.benchmarks_dir)), "archgpt": str(archgpt),
+                   "population": args.table_population, "generations": args.table_generations,
+                   "budget": args.table_budget, "strategy": strategy, "mask_rate": rate, "seed": seed}
+                  for strategy, rate in (("ga", 0.0), ("ga-gpt", args.gpt_mask_rate))
+                  for seed in range(args.table_seeds)] if "d" in args.parts else []
+    table_futures = [pool.submit(table_job, job) for job in table_jobs]
     correlation: list[dict[str, Any]] = []
     if "c" in args.parts:
         import random
@@ -211,6 +265,7 @@ def main() -> None:
               f"seed {job['seed']}: best {runs[-1]['best_accuracy']:.2f}", flush=True)
     if "c" in args.parts:
         correlation = [f.result() for f in corr_futures]
+    table_runs = [f.result() for f in table_futures]
     pool.shutdown()
 
     report: dict[str, Any] = {"args": vars(args), "space": SPACE, "recipe": recipe, "archgpt": str(archgpt),
@@ -274,6 +329,30 @@ def main() -> None:
         print_table(["pearson r", "p", "spearman rho", "kendall tau", "short acc", "long acc", "short s", "long s"],
                     [[c["pearson_r"], f"{c['pearson_p']:.2g}", c["spearman_rho"], c["kendall_tau"], mean_std(short),
                       mean_std(long), c["short_s"], c["long_s"]]])
+    if "d" in args.parts:
+        rows, table = [], []
+        for strategy, rate, label in (("ga", 0.0, "GA"), ("ga-gpt", args.gpt_mask_rate,
+                                                          f"GA+GPT (mask {args.gpt_mask_rate})")):
+            runs_d = [r for r in table_runs if r["strategy"] == strategy]
+            best_at = {n: [r["best_at"][str(n)] for r in runs_d] for n in TABLE_CHECKPOINTS}
+            entry = {"strategy": label, "mask_rate": rate, "best_at": best_at,
+                     "mean_at": {n: statistics.mean(v) for n, v in best_at.items()},
+                     "std_at": {n: statistics.stdev(v) if len(v) > 1 else 0.0 for n, v in best_at.items()},
+                     "regenerated_ops": statistics.mean(r["regenerated_ops"] for r in runs_d),
+                     "evaluations": statistics.mean(r["evaluations"] for r in runs_d),
+                     "found_optimum": sum(r["best_at"][str(TABLE_CHECKPOINTS[-1])] >= r["optimum"] for r in runs_d),
+                     "wall_s": statistics.mean(r["wall_s"] for r in runs_d)}
+            rows.append(entry)
+            table.append([label, *(mean_std(best_at[n]) for n in TABLE_CHECKPOINTS),
+                          f"{entry['found_optimum']}/{len(runs_d)}", f"{entry['evaluations']:.1f}",
+                          f"{entry['regenerated_ops']:.1f}", f"{entry['wall_s']:.1f}"])
+        optimum = table_runs[0]["optimum"] if table_runs else None
+        print(f"\n(d) NAS-Bench-101 subset table ({args.table_population} x {args.table_generations} generations): "
+              f"best validation accuracy (%) after N queries, mean ± std over {args.table_seeds} seeds; "
+              f"table optimum {optimum:.2f}" if optimum is not None else "")
+        print_table(["strategy", *(f"best@{n}" for n in TABLE_CHECKPOINTS), "optimum found",
+                     "evaluations/search", "GPT-regenerated ops/search", "s/search"], table)
+        report["d"] = {"rows": rows, "runs": table_runs, "optimum": optimum}
     report["wall_s"] = time.perf_counter() - start
     print(f"\nwall time {report['wall_s']:.0f} s")
     write_result("gptnas_ablation", report, args.out)

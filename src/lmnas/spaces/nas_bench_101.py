@@ -267,7 +267,7 @@ class NASBench101Space(SearchSpace):
             child = _try_cell(matrix, ops)
             if child is not None and child != parent:
                 break
-        return self._snap(child, rng, exclude=parent)
+        return self.nearest(child, rng, exclude=parent)
 
     def crossover(self, a: CellSpec, b: CellSpec, rng: random.Random) -> tuple[CellSpec, CellSpec]:
         """Swap adjacency rows (a vertex's out-edges) and interior ops between the padded parents,
@@ -289,9 +289,9 @@ class NASBench101Space(SearchSpace):
                                    [x if s else y for x, y, s in zip(oa, ob, swap_ops)])
             if first is not None and second is not None:
                 break
-        return self._snap(first or a, rng), self._snap(second or b, rng)
+        return self.nearest(first or a, rng), self.nearest(second or b, rng)
 
-    def _snap(self, cell: CellSpec, rng: random.Random, exclude: CellSpec | None = None) -> CellSpec:
+    def nearest(self, cell: CellSpec, rng: random.Random, exclude: CellSpec | None = None) -> CellSpec:
         """`cell` if it is a candidate (or there are none), else a random candidate at the smallest
         Hamming distance to it, `exclude` left out unless it is the only candidate."""
         if self.candidates is None or (cell in self._candidate_set and cell != exclude):

@@ -3,8 +3,18 @@ linearly from `mask_rate` to 0 over the generations, and each masked block re-ge
 the architecture GPT predicts the next layer from the layers before the block, and the
 block classifier turns (context, predicted layer) into a block class.
 
-Lineage (for weight inheritance, `Strategy.lineage`): every offspring names its parent, the
-genotype it was derived from. GA.offspring draws two tournament winners, recombines and
+On NAS-Bench-101 the maskable units are the interior vertices of the cell, and a masked
+vertex's op is re-generated from the GPT's next-layer distribution alone (no classifier):
+the context is the layers that run before that vertex's op in the first cell of the first
+stack (stem, the vertex's input projection, the ops of the vertices before it). Every later
+cell repeats the same cell, so the first one says what the GPT would put there. The mass of
+the predicted layers that are an op (`op_of_layer`: Conv2d 3x3, Conv2d 1x1, MaxPool2d) is
+summed per op and renormalised over the three; the op is the most probable at temperature 0,
+else drawn from p^(1/T). The child is then canonicalised and, when the space is restricted
+to candidates (a table), moved to the nearest candidate as mutation children are.
+
+Lineage (for weight inheritance, `Strategy.lineage`; gptnas-blocks only): every offspring
+names its parent, the genotype it was derived from. GA.offspring draws two tournament winners, recombines and
 mutates them, then hands each child to `regenerate`; the parent of a child is whichever of
 those two winners has more blocks identical to the child's before masking (same position,
 code, widths and stride: `inheritance.block_specs`), the first winner on a tie. Its
@@ -14,13 +24,17 @@ and any other that differs from the parent's block at the same position.
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 from typing import Any
 
 from lmnas.errors import LmnasError
 from lmnas.evaluation.inheritance import block_specs, new_blocks
+from lmnas.nasbench101 import CellSpec, build_network
+from lmnas.nasbench101.cell import CONV1X1, CONV3X3, MAXPOOL3X3
 from lmnas.spaces.base import Genotype, SearchSpace
 from lmnas.spaces.gptnas_blocks import CODE_OF_LABEL, GPTNASBlockSpace
+from lmnas.spaces.nas_bench_101 import NASBench101Space, canonical_cell
 from lmnas.strategies import STRATEGIES
 from lmnas.strategies.ga import GeneticAlgorithm
 
@@ -43,6 +57,47 @@ def block_contexts(space: GPTNASBlockSpace, genotype: tuple[str, ...]) -> list[l
     return contexts
 
 
+def vertex_context(space: NASBench101Space, cell: CellSpec, vertex: int) -> list[str]:
+    """The layer structures that run before interior `vertex`'s op in the first cell (features.1).
+    `cell` keeps its vertex order (no canonicalisation), so `vertex` names the same op module."""
+    from lmnas.encoding.trace import trace_layers
+
+    def network():  # built straight on the meta device by trace_layers: no weights allocated
+        return build_network(cell, space.num_classes, space.stem_channels, space.num_stacks,
+                             space.cells_per_stack, space.input_shape[0])
+
+    layers = trace_layers(network, space.input_shape)
+    op = f"features.1.vertex_ops.{vertex}"  # the op module itself (MaxPool2d) or its Conv2d/BN/ReLU
+    first = next((k for k, layer in enumerate(layers) if layer.name == op or layer.name.startswith(op + ".")),
+                 len(layers))
+    return [layer.structure() for layer in layers[:first]]
+
+
+def op_of_layer(structure: str) -> str | None:
+    """The NAS-Bench-101 op a predicted layer structure stands for, None if it is none of them."""
+    kind, kernel = (structure.split("|") + [""])[:2]
+    if kind == "Conv2d":
+        return {"k3-3": CONV3X3, "k1-1": CONV1X1}.get(kernel)
+    return MAXPOOL3X3 if kind == "MaxPool2d" else None
+
+
+def predict_op(probs: dict[str, float], rng: random.Random, temperature: float) -> str:
+    """An op from next-layer probabilities: summed per op, renormalised over the three ops,
+    argmax at temperature 0, else drawn from p^(1/T) with `rng`."""
+    mass = dict.fromkeys((CONV3X3, CONV1X1, MAXPOOL3X3), 0.0)
+    for structure, p in probs.items():
+        op = op_of_layer(structure)
+        if op is not None:
+            mass[op] += p
+    if sum(mass.values()) <= 0.0:
+        raise LmnasError("ga-gpt on nas-bench-101: the architecture GPT's vocabulary has no Conv2d 3x3/1x1 "
+                         "or MaxPool2d layer; train it on a corpus with NAS-Bench-101 cells")
+    ops = list(mass)
+    if temperature == 0:
+        return max(ops, key=lambda op: mass[op])
+    return rng.choices(ops, weights=[mass[op] ** (1.0 / temperature) for op in ops])[0]
+
+
 @STRATEGIES.register("ga-gpt")
 class GAWithGPT(GeneticAlgorithm):
     name = "ga-gpt"
@@ -57,8 +112,10 @@ class GAWithGPT(GeneticAlgorithm):
         device: str = "cpu",
         **ga_settings: Any,
     ) -> None:
-        if not isinstance(space, GPTNASBlockSpace):
-            raise LmnasError(f"strategy ga-gpt needs the gptnas-blocks space, not {space.name!r}")
+        if not isinstance(space, (GPTNASBlockSpace, NASBench101Space)):
+            raise LmnasError(f"strategy ga-gpt needs the gptnas-blocks or nas-bench-101 space, not {space.name!r}")
+        if temperature < 0:
+            raise LmnasError(f"strategy ga-gpt: temperature must be >= 0, got {temperature}")
         super().__init__(space, seed, **ga_settings)
         from lmnas.archgpt.predictor import ArchGPTPredictor
 
@@ -66,8 +123,9 @@ class GAWithGPT(GeneticAlgorithm):
         self.predictor = ArchGPTPredictor.load(self.archgpt_dir, device=device)
         self.mask_rate = mask_rate
         self.temperature = temperature
-        self.allowed = [space.block_label(code) for code in space.block_types]
-        self.regenerated = 0  # blocks re-generated so far
+        blocks = isinstance(space, GPTNASBlockSpace)
+        self.allowed = [space.block_label(code) for code in space.block_types] if blocks else []
+        self.regenerated = 0  # blocks / cell vertices re-generated so far
         self.selected: list[Genotype] = []  # the last two tournament winners
         self.lineages: dict[str, dict[str, Any]] = {}  # key -> lineage, for the batch last asked
 
@@ -81,11 +139,34 @@ class GAWithGPT(GeneticAlgorithm):
         return winner
 
     def regenerate(self, child: Genotype) -> Genotype:
-        parent = self.closest_parent(child)
+        """The per-space regenerator: masked blocks (gptnas-blocks) or masked cell vertices (nas-bench-101)."""
+        if isinstance(self.space, GPTNASBlockSpace):
+            return self.regenerate_blocks(child)
+        return self.regenerate_cell(child)
+
+    def masked_units(self, count: int) -> list[int]:
+        """Indices of `count` units masked at this generation's rate (no draw at rate 0, so that
+        mask rate 0 is exactly the plain GA)."""
         rate = mask_rate_at(self.mask_rate, self.generation, self.generations)
+        return [i for i in range(count) if self.rng.random() < rate] if rate > 0 else []
+
+    def regenerate_cell(self, child: CellSpec) -> CellSpec:
+        """NAS-Bench-101: re-generate the ops of masked interior vertices, first to last, so later
+        vertices see the re-generated ops; canonical, and a candidate when the space has them."""
+        ops = list(child.ops)
+        for i in self.masked_units(child.num_vertices - 2):
+            vertex = i + 1
+            context = vertex_context(self.space, CellSpec(child.matrix, tuple(ops)), vertex)
+            ops[vertex] = predict_op(self.predictor.next_layer_probs(context), self.rng, self.temperature)
+            self.regenerated += 1
+        cell = canonical_cell(CellSpec(child.matrix, tuple(ops)))
+        # The space's own repair for mutation children: the nearest candidate (the cell if no candidates).
+        return self.space.validate(self.space.nearest(cell, self.rng))
+
+    def regenerate_blocks(self, child: Genotype) -> Genotype:
+        parent = self.closest_parent(child)
         blocks = list(child)
-        # Draw nothing at rate 0: with mask rate 0 the search is exactly the plain GA.
-        masked = [i for i in range(len(blocks)) if self.rng.random() < rate] if rate > 0 else []
+        masked = self.masked_units(len(blocks))
         for i in masked:  # left to right, so later blocks see the re-generated ones
             context = block_contexts(self.space, tuple(blocks))[i]
             label = self.predictor.predict_block(
@@ -106,7 +187,7 @@ class GAWithGPT(GeneticAlgorithm):
 
     def lineage(self, genotype: Genotype) -> dict[str, Any] | None:
         """{"parent": key, "regenerated": [indices to train], "masked": [indices the GPT re-generated]}
-        for this generation's offspring; None for the initial population."""
+        for this generation's offspring; None for the initial population and on nas-bench-101."""
         return self.lineages.get(self.space.key(genotype))
 
     def settings(self) -> dict[str, Any]:
