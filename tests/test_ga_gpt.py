@@ -3,11 +3,7 @@
 import sys
 from pathlib import Path
 
-import pytest
-import torch
 
-from lmnas.archgpt import ArchGPTConfig, train_archgpt
-from lmnas.corpus import encode_corpus
 from lmnas.search.runner import Budget, run_search
 from lmnas.spaces import create_space
 from lmnas.strategies import create_strategy
@@ -16,20 +12,6 @@ sys.path.insert(0, str(Path(__file__).parent))
 from synthetic import SyntheticEvaluator  # noqa: E402
 
 SPACE = {"min_blocks": 3, "max_blocks": 6, "stage_widths": [16, 32, 64], "input_shape": [1, 8, 8], "num_classes": 5}
-
-
-@pytest.fixture(scope="module")
-def archgpt_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("archgpt")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        encode_corpus(root / "missing.json", root / "corpus", generate_if_missing=30, seed=0)
-        train_archgpt(root / "corpus", root / "gpt", cfg=ArchGPTConfig(n_embd=32), pretrain_epochs=1,
-                      finetune_epochs=1, batch_size=64, lr=1e-3, seed=0, progress=False)
-    finally:
-        torch.set_num_threads(threads)
-    return root / "gpt" / "finetuned"
 
 
 def asks(archgpt_dir, seed, mask_rate, tmp_path):

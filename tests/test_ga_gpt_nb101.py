@@ -5,10 +5,7 @@ import random
 from pathlib import Path
 
 import pytest
-import torch
 
-from lmnas.archgpt import ArchGPTConfig, train_archgpt
-from lmnas.corpus import encode_corpus
 from lmnas.nasbench101.cell import CONV1X1, CONV3X3, MAXPOOL3X3
 from lmnas.search.runner import Budget, run_search
 from lmnas.spaces import create_space
@@ -19,20 +16,6 @@ BENCHMARKS = Path(__file__).resolve().parents[2] / "shared" / "benchmarks"
 needs_table = pytest.mark.skipif(not (BENCHMARKS / "nas_bench_101_subset.json").is_file(),
                                  reason="../shared/benchmarks/nas_bench_101_subset.json not found")
 GA = {"population": 6, "generations": 3}
-
-
-@pytest.fixture(scope="module")
-def archgpt_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("archgpt")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        encode_corpus(root / "missing.json", root / "corpus", generate_if_missing=30, seed=0)
-        train_archgpt(root / "corpus", root / "gpt", cfg=ArchGPTConfig(n_embd=32), pretrain_epochs=1,
-                      finetune_epochs=1, batch_size=64, lr=1e-3, seed=0, progress=False)
-    finally:
-        torch.set_num_threads(threads)
-    return root / "gpt" / "finetuned"
 
 
 @pytest.fixture(scope="module")

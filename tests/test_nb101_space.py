@@ -16,7 +16,7 @@ from lmnas.errors import LmnasError
 from lmnas.evaluation import EVALUATORS
 from lmnas.nasbench101 import CellSpec, build_network, count_parameters, random_cell
 from lmnas.spaces import create_space
-from lmnas.spaces.nas_bench_101 import canonical_cell, cell_key, parse_cell_key
+from lmnas.spaces.nas_bench_101 import canonical_cell, cell_key
 
 BENCH = Path(__file__).resolve().parents[2] / "shared" / "benchmarks"
 SUBSET = BENCH / "nas_bench_101_subset.json"

@@ -6,7 +6,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 
 from lmnas.search.journal import Journal
 from lmnas.search.runner import Budget, run_search
