@@ -115,9 +115,6 @@ class Config:
     def __post_init__(self) -> None:
         object.__setattr__(self, "results_dir", Path("results") / self.run_name)
 
-    def section(self, name: str) -> dict[str, Any]:
-        return self.raw.get(name, {})
-
     def nasbench101_path(self) -> Path | None:
         path = self.raw["corpus"]["nasbench101"].get("path")
         if path is None:

@@ -12,7 +12,7 @@ except LmnasError as error:
     # One clear line, before any job starts or any artefact is marked complete.
     sys.exit(f"lmnas: invalid configuration: {error}")
 
-RUN = f"results/{CFG.run_name}"
+RUN = str(CFG.results_dir)
 PREPARED = "data/prepared"
 LOGS = f"{RUN}/logs"
 

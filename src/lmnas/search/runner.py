@@ -16,7 +16,6 @@ depend on which worker finished first.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,7 +59,6 @@ def run_search(
     seed: int,
     workers: int = 1,
     progress: bool = True,
-    on_evaluation: Callable[[dict[str, Any]], None] | None = None,
 ) -> SearchOutcome:
     journal = Journal(journal_path)
     resumed_from = len(journal)
@@ -106,8 +104,6 @@ def run_search(
                 best = max(best, result.accuracy)  # running best: no rescan of the journal per evaluation
                 bar.update(1)
                 bar.set_postfix(best=f"{best:.2f}")
-                if on_evaluation is not None:
-                    on_evaluation(row)
             if any(k not in journal.by_key for k in keys):
                 stopped = "evaluation budget spent"  # the batch was cut by the budget
                 break
