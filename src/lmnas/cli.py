@@ -4,17 +4,41 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
 from lmnas.errors import LmnasError
 
 
+def _positive(value: int | None, flag: str) -> None:
+    if value is not None and value < 1:
+        raise LmnasError(f"{flag}: expected a whole number >= 1, got {value}")
+
+
+def _writable_folder(out: str) -> Path:
+    if not out.strip():
+        raise LmnasError("--out: empty path; name the folder for the results")
+    path = Path(out)
+    probe = next((p for p in (path, *path.parents) if p.exists()), Path("."))
+    if probe.exists() and not probe.is_dir():
+        raise LmnasError(f"--out {out}: {probe} is a file, not a folder")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise LmnasError(f"--out {out}: {probe} is not writable")
+    return path
+
+
 def _search(args: argparse.Namespace) -> None:
-    from lmnas.config import load_yaml
+    from lmnas.config import load_yaml, validate_search_section
     from lmnas.search.workflow import search_from_config
 
-    section = dict(load_yaml(args.config).get("search", {})) if args.config else {}
+    for value, flag in ((args.budget, "--budget"), (args.workers, "--workers"), (args.threads, "--threads")):
+        _positive(value, flag)
+    out = _writable_folder(args.out)
+    section = load_yaml(args.config).get("search", {}) if args.config else {}
+    if not isinstance(section, dict):
+        raise LmnasError(f"{args.config}: search: expected a mapping")
+    section = dict(section)
     for what in ("space", "strategy", "evaluator"):
         if getattr(args, what):
             section[what] = getattr(args, what)
@@ -28,31 +52,45 @@ def _search(args: argparse.Namespace) -> None:
     section["budget"].setdefault("evaluations", 100)
     if args.workers:
         section["workers"] = args.workers
+    if args.threads:
+        section["threads_per_evaluation"] = args.threads
     llm = {"base_url": args.llm_base_url, "model": args.llm_model, "api_key_env": args.llm_api_key_env,
            "replay": args.replay}
     llm = {k: v for k, v in llm.items() if v is not None}
     if llm:
         options = section["options"] = {k: dict(v) for k, v in section.get("options", {}).items()}
         options.setdefault(section["strategy"], {}).update(llm)
+    validate_search_section(section, args.config or "command line")
     summary = search_from_config(
         section,
         data_dir=Path(args.data) if args.data else None,
         archgpt_dir=Path(args.archgpt) if args.archgpt else None,
-        out_dir=Path(args.out),
+        out_dir=out,
         seed=args.seed,
         device=args.device,
         progress=not args.quiet,
+        policy="restart" if args.restart else "refuse",
     )
     keys = ("genotype", "accuracy", "test_accuracy", "evaluations", "stopped_because")
     print(json.dumps({k: summary[k] for k in keys if k in summary}, indent=2))
 
 
 def _arch(args: argparse.Namespace) -> None:
+    from lmnas.config import check_options
     from lmnas.models import measure
     from lmnas.spaces import create_space
 
-    settings = json.loads(args.settings) if args.settings else {}
-    space = create_space(args.space, **settings)
+    try:
+        settings = json.loads(args.settings) if args.settings else {}
+    except json.JSONDecodeError as exc:
+        raise LmnasError(f"--settings: not valid JSON ({exc}); e.g. '{{\"min_blocks\": 4}}'") from None
+    if not isinstance(settings, dict):
+        raise LmnasError(f"--settings: expected a JSON object of space settings, got {args.settings!r}")
+    check_options(args.space, settings, "--settings")
+    try:
+        space = create_space(args.space, **settings)
+    except (TypeError, ValueError) as exc:
+        raise LmnasError(f"--settings: {exc}") from None
     genotype = space.parse(args.genotype)
     model = space.build(genotype)
     print(json.dumps({"space": space.name, "genotype": space.key(genotype), **measure(model, space.input_shape),
@@ -79,10 +117,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--evaluator", help="default: table lookup, or proxy training when --data is given")
     s.add_argument("--budget", type=int, help="evaluations (default 100)")
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--out", required=True, help="output folder (resumes if it holds a journal)")
+    s.add_argument("--out", required=True, help="output folder (resumes a run with the same settings in it)")
+    s.add_argument("--restart", action="store_true",
+                   help="the folder holds another run: move it aside (<out>.old-<time>, nothing deleted) and start afresh")
     s.add_argument("--data", help="prepared dataset folder (for the proxy evaluator)")
     s.add_argument("--archgpt", help="fine-tuned architecture GPT folder (for ga-gpt)")
     s.add_argument("--workers", type=int, help="evaluate candidates in N parallel processes")
+    s.add_argument("--threads", type=int, help="torch threads per evaluation (default 1; part of the run's identity)")
     s.add_argument("--llm-base-url", help="OpenAI-compatible server for genius strategies (OpenAI, vLLM, Ollama, ...)")
     s.add_argument("--llm-model", help="model name on that server")
     s.add_argument("--llm-api-key-env", help="environment variable holding the API key (default OPENAI_API_KEY)")
@@ -108,6 +149,9 @@ def main(argv: list[str] | None = None) -> int:
         args.func(args)
     except LmnasError as error:
         print(f"lmnas: {error}", file=sys.stderr)
+        return 1
+    except OSError as error:  # a folder that vanished or lost its permissions mid-run
+        print(f"lmnas: {error.filename or ''}: {error.strerror or error}", file=sys.stderr)
         return 1
     return 0
 

@@ -28,12 +28,31 @@ def schema() -> dict[str, Any]:
 
 def validate(config: dict[str, Any], source: str = "config") -> None:
     """Raise one LmnasError naming the field's path and what is allowed."""
-    validator = jsonschema.Draft202012Validator(schema())
-    error = jsonschema.exceptions.best_match(validator.iter_errors(config))
-    if error is not None:
-        where = ".".join(str(p) for p in error.absolute_path) or "(top level)"
-        raise LmnasError(f"{source}: {where}: {_describe(error)}")
+    check_schema(config, schema(), source)
     _check_references(config, source)
+
+
+def check_schema(value: Any, spec: dict[str, Any], source: str, prefix: str = "") -> None:
+    """Check `value` against a (sub)schema; the error names `prefix` + the field's path."""
+    validator = jsonschema.Draft202012Validator(spec)
+    error = jsonschema.exceptions.best_match(validator.iter_errors(value))
+    if error is not None:
+        where = (prefix + ".".join(str(p) for p in error.absolute_path)).rstrip(".") or "(top level)"
+        raise LmnasError(f"{source}: {where}: {_describe(error)}")
+
+
+def check_options(name: str, settings: dict[str, Any], source: str) -> None:
+    """Settings of one registered name against `search.options.<name>` in the schema, where it has one."""
+    full = schema()
+    spec = full["properties"]["search"]["properties"]["options"]["properties"].get(name)
+    if spec is not None:
+        check_schema(settings, {"$defs": full["$defs"], **spec}, source)
+
+
+def validate_search_section(section: dict[str, Any], source: str) -> None:
+    """The `search:` section alone (lmnas search --config), against the workflow's schema."""
+    full = schema()
+    check_schema(section, {"$defs": full["$defs"], **full["properties"]["search"]}, source, "search.")
 
 
 def _describe(error: jsonschema.ValidationError) -> str:

@@ -82,10 +82,7 @@ def read_fingerprint(folder: str | os.PathLike[str]) -> dict[str, Any] | None:
     path = Path(folder) / FINGERPRINT_FILE
     if not path.exists():
         return None
-    try:
-        value = read_json(path)
-    except (OSError, json.JSONDecodeError) as exc:
-        raise LmnasError(f"{path}: unreadable run fingerprint ({exc}); move the folder aside or rerun with --restart") from None
+    value = read_json(path, fix="move the folder aside, or start afresh with --restart")
     if not isinstance(value, dict):
         raise LmnasError(f"{path}: expected a JSON object; move the folder aside or rerun with --restart")
     return value

@@ -10,6 +10,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from lmnas.errors import LmnasError
+
 
 @contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
@@ -32,8 +34,12 @@ def write_json(path: str | os.PathLike[str], data: Any) -> None:
         tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=_jsonable) + "\n")
 
 
-def read_json(path: str | os.PathLike[str]) -> Any:
-    return json.loads(Path(path).read_text())
+def read_json(path: str | os.PathLike[str], fix: str = "rerun the stage that writes it") -> Any:
+    """The JSON in `path`; a truncated or hand-broken file is one clear error naming it and the fix."""
+    try:
+        return json.loads(Path(path).read_text())
+    except json.JSONDecodeError as exc:
+        raise LmnasError(f"{path}: not valid JSON ({exc}); {fix}") from None
 
 
 def write_text(path: str | os.PathLike[str], text: str) -> None:

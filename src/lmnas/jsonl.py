@@ -19,17 +19,23 @@ def read_jsonl(path: str | os.PathLike[str], what: str = "log") -> list[dict[str
     path = Path(path)
     if not path.exists():
         return []
-    lines = path.read_text().splitlines()
+    data = path.read_text()
+    lines = data.splitlines()
+    torn_tail = not data.endswith("\n")  # a kill mid-write leaves the last line without its newline
     records = []
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
-            records.append(json.loads(line))
+            record = json.loads(line)
         except json.JSONDecodeError:
-            if number == len(lines):  # torn by a kill mid-write
+            record = None
+        if not isinstance(record, dict):
+            if number == len(lines) and torn_tail:
                 break
-            raise LmnasError(f"{path}:{number}: corrupt {what} line (expected one JSON object)") from None
+            raise LmnasError(f"{path}:{number}: corrupt {what} line (expected one JSON object); "
+                             "delete that line to resume, or start afresh (lmnas search --restart)")
+        records.append(record)
     return records
 
 

@@ -13,6 +13,7 @@ def main(smk):
         seed=smk.params.seed,
         device=smk.params.device,
         progress=smk.params.progress,
+        policy="workflow",  # a changed setting or a forced rerun starts afresh; only a killed run resumes
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from lmnas.spaces.base import Genotype, SearchSpace
@@ -37,3 +38,7 @@ class Evaluator(ABC):
 
     def settings(self) -> dict[str, Any]:
         return {"name": self.name}
+
+    def input_files(self, space: SearchSpace) -> dict[str, Path]:
+        """Files this evaluator reads for `space` (benchmark tables…): their sha256 is part of a run's identity."""
+        return {}

@@ -138,6 +138,9 @@ class TableEvaluator(Evaluator):
         """Best searched-on value in the table and the test value of the architecture reaching it."""
         return table_stats(space.name, self.dataset, self.epochs, self.metric, self.benchmarks_dir, self.table)
 
+    def input_files(self, space: SearchSpace) -> dict[str, Path]:
+        return {"table": table_path(self.spec(space), self.benchmarks_dir)}
+
     def settings(self) -> dict[str, Any]:
         return {"name": self.name, "benchmarks_dir": str(self.benchmarks_dir), "dataset": self.dataset,
                 "metric": self.metric, "epochs": self.epochs, "cost_per_query_s": self.cost_per_query_s,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,6 +12,7 @@ from lmnas.errors import LmnasError
 from lmnas.evaluation import EVALUATORS
 from lmnas.io import write_json
 from lmnas.search.outputs import best_summary, write_search_outputs
+from lmnas.search.run_folder import mark_finished, prepare_run_folder, search_fingerprint
 from lmnas.search.runner import Budget, run_search
 from lmnas.spaces import create_space
 from lmnas.strategies import STRATEGIES, create_strategy
@@ -25,7 +27,9 @@ class SearchRequest:
     seed: int
     out_dir: Path
     workers: int = 1
+    threads: int = 1  # torch threads per evaluation (serial or in each worker)
     progress: bool = True
+    policy: str = "refuse"  # a folder holding another run: refuse | restart | workflow (run_folder.py)
     config: dict[str, Any] = field(default_factory=dict)  # saved beside the results
 
 
@@ -38,25 +42,36 @@ def _split(section: dict[str, Any], what: str) -> tuple[str, dict[str, Any]]:
 
 def search(request: SearchRequest) -> dict[str, Any]:
     out = Path(request.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    if request.threads < 1 or request.workers < 1:
+        raise LmnasError(f"search: need workers >= 1 and threads_per_evaluation >= 1, "
+                         f"got {request.workers} and {request.threads}")
     space_name, space_settings = _split(request.space, "space")
     space = create_space(space_name, **space_settings)
     strategy_name, strategy_settings = _split(request.strategy, "strategy")
-    if "out_dir" in STRATEGIES.accepted_settings(strategy_name):
-        strategy_settings.setdefault("out_dir", str(out))  # LLM transcripts live beside the journal
-    strategy = create_strategy(strategy_name, space=space, seed=request.seed, **strategy_settings)
     evaluator_name, evaluator_settings = _split(request.evaluator, "evaluator")
     if evaluator_settings.get("inherit"):  # GPT-NAS weight inheritance: trained weights kept per run
         evaluator_settings.setdefault("weights_dir", str(out / "weights"))
-    evaluator = EVALUATORS.create(evaluator_name, **evaluator_settings)
+    evaluator = EVALUATORS.create(evaluator_name, **evaluator_settings)  # reads nothing from `out`
+    # Decide what the folder holds before anything (an LLM transcript, inherited weights) is read from it.
+    fingerprint = search_fingerprint(
+        space=request.space, strategy=request.strategy, evaluator=request.evaluator, seed=request.seed,
+        threads_per_evaluation=request.threads, inputs=evaluator.input_files(space))
+    opened = prepare_run_folder(out, fingerprint, request.budget.evaluations, request.policy)
+    if opened != "fresh":
+        print(f"lmnas: search {out}: {opened}", file=sys.stderr)
+    if "out_dir" in STRATEGIES.accepted_settings(strategy_name):
+        strategy_settings.setdefault("out_dir", str(out))  # LLM transcripts live beside the journal
+    strategy = create_strategy(strategy_name, space=space, seed=request.seed, **strategy_settings)
     write_json(out / "config.json", request.config or {
         "space": space.settings(), "strategy": strategy.settings(), "evaluator": evaluator.settings(),
         "budget": vars(request.budget), "seed": request.seed})
     start = time.perf_counter()
     outcome = run_search(space, strategy, evaluator, out / "journal.jsonl", request.budget,
-                         seed=request.seed, workers=request.workers, progress=request.progress)
+                         seed=request.seed, workers=request.workers, threads=request.threads,
+                         progress=request.progress)
     if not outcome.journal.rows:
         raise LmnasError(f"search stopped before any evaluation: {outcome.stopped_because}")
+    mark_finished(out, request.budget.evaluations, outcome.stopped_because, len(outcome.journal))
     summary = best_summary(
         outcome.journal.rows,
         seed=request.seed,
@@ -65,6 +80,7 @@ def search(request: SearchRequest) -> dict[str, Any]:
         evaluator=evaluator.settings(),
         stopped_because=outcome.stopped_because,
         resumed_from=outcome.resumed_from,
+        threads_per_evaluation=request.threads,
         wall_s=time.perf_counter() - start,
     )
     write_search_outputs(out, outcome.journal, summary, f"{strategy.name} on {space.name}")

@@ -29,7 +29,13 @@ class Journal:
         self.by_key: dict[str, dict[str, Any]] = {row["key"]: row for row in self.rows}
 
     def _read(self) -> list[dict[str, Any]]:
-        return read_jsonl(self.path, "journal") if self.path is not None else []
+        rows = read_jsonl(self.path, "journal") if self.path is not None else []
+        for number, row in enumerate(rows, 1):
+            missing = [k for k in ("key", "step", "metrics", "cost_s") if k not in row]
+            if missing or not isinstance(row.get("metrics"), dict) or "accuracy" not in row["metrics"]:
+                raise LmnasError(f"{self.path}: record {number} is not a journal row (missing "
+                                 f"{missing or ['metrics.accuracy']}); start afresh with lmnas search --restart")
+        return rows
 
     def append(self, row: dict[str, Any]) -> None:
         if row["key"] in self.by_key:

@@ -8,6 +8,11 @@ on exactly where it was killed; no evaluation is repeated or lost.
 The strategy's `lineage` of each genotype (parent and re-generated blocks, for weight
 inheritance) is passed to the evaluator and kept in the journal row as "lineage".
 
+Replayed asks are not duplicates: a batch counts towards the "converged" stop only when every
+genotype in it was already told to the strategy in this process, which is exactly when, in the
+uninterrupted run, every one of them was already in the journal. So a resumed run takes the
+same path and stops at the same point as the uninterrupted one, at any kill point and size.
+
 Each batch from `ask()` is evaluated (in parallel when workers > 1, journaled as each
 finishes), then told to the strategy in the order it was asked, so the search path does not
 depend on which worker finished first.
@@ -22,6 +27,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from lmnas.errors import LmnasError
 from lmnas.evaluation.base import EvalResult, Evaluator
 from lmnas.search.journal import Journal
 from lmnas.search.parallel import WorkerPool, serial
@@ -36,6 +42,12 @@ MAX_DUPLICATE_ASKS = 200
 class Budget:
     evaluations: int
     wall_time_s: float | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.evaluations, bool) or not isinstance(self.evaluations, int) or self.evaluations < 1:
+            raise LmnasError(f"search.budget.evaluations: expected a whole number >= 1, got {self.evaluations!r}")
+        if self.wall_time_s is not None and not (isinstance(self.wall_time_s, (int, float)) and self.wall_time_s > 0):
+            raise LmnasError(f"search.budget.wall_time_s: expected seconds > 0 or null, got {self.wall_time_s!r}")
 
 
 @dataclass
@@ -58,13 +70,16 @@ def run_search(
     *,
     seed: int,
     workers: int = 1,
+    threads: int = 1,
     progress: bool = True,
 ) -> SearchOutcome:
+    """`threads`: torch threads per evaluation, the same serial or in workers (results depend on it)."""
     journal = Journal(journal_path)
     resumed_from = len(journal)
     start = time.perf_counter()
-    pool = WorkerPool(space, evaluator, workers) if workers > 1 else None
-    evaluate = pool.evaluate if pool else serial(space, evaluator)
+    pool = WorkerPool(space, evaluator, workers, threads) if workers > 1 else None
+    evaluate = pool.evaluate if pool else serial(space, evaluator, threads)
+    told: set[str] = set()  # keys told to the strategy in this process (replay included)
     bar = tqdm(total=budget.evaluations, initial=min(len(journal), budget.evaluations),
                desc=f"search {strategy.name}", unit="eval", disable=not progress)
     stopped, duplicate_asks = "strategy finished", 0
@@ -107,9 +122,11 @@ def run_search(
             if any(k not in journal.by_key for k in keys):
                 stopped = "evaluation budget spent"  # the batch was cut by the budget
                 break
+            stale = all(k in told for k in keys)  # every proposal already known before this ask
             for genotype in batch:
                 strategy.tell(genotype, result_from_row(journal.by_key[space.key(genotype)]))
-            duplicate_asks = 0 if todo else duplicate_asks + 1
+            told.update(keys)
+            duplicate_asks = duplicate_asks + 1 if stale else 0
             if duplicate_asks >= MAX_DUPLICATE_ASKS:
                 stopped = f"strategy proposed only evaluated genotypes {MAX_DUPLICATE_ASKS} times in a row"
                 break

@@ -29,7 +29,9 @@ def search_from_config(
     seed: int,
     device: str = "auto",
     progress: bool = True,
+    policy: str = "refuse",
 ) -> dict[str, Any]:
+    """`policy`: what to do with a folder that holds another run (see lmnas.search.run_folder)."""
     device = resolve_device(device)
     space = chosen(search_cfg, "space")
     accepts = inspect.signature(SPACES.get(space["name"])).parameters
@@ -53,13 +55,19 @@ def search_from_config(
         evaluator.update(prepared_dir=str(data_dir), device=device)
     budget = Budget(**search_cfg.get("budget", {"evaluations": 100}))
     request = SearchRequest(space=space, strategy=strategy, evaluator=evaluator, budget=budget, seed=seed,
-                            out_dir=out_dir, workers=search_cfg.get("workers", 1), progress=progress)
+                            out_dir=out_dir, workers=search_cfg.get("workers", 1),
+                            threads=search_cfg.get("threads_per_evaluation", 1), progress=progress, policy=policy)
     return search(request)
 
 
 def load_best(best_json: Path) -> tuple[SearchSpace, Any, dict[str, Any]]:
     """The space (rebuilt from its saved settings) and the best genotype of a search."""
-    best = read_json(best_json)
+    fix = "rerun the search stage (snakemake -R search), or point --best at a search's best.json"
+    if not Path(best_json).is_file():
+        raise LmnasError(f"{best_json}: not found; {fix}")
+    best = read_json(best_json, fix=fix)
+    if not isinstance(best, dict) or not isinstance(best.get("space"), dict) or "genotype" not in best:
+        raise LmnasError(f"{best_json}: not a search result (needs 'space' and 'genotype'); {fix}")
     settings = dict(best["space"])
     space = create_space(settings.pop("name"), **settings)
     return space, space.parse(best["genotype"]), best

@@ -1,0 +1,137 @@
+"""A resumed search equals the uninterrupted one, at any kill point, at the sizes users run.
+
+A kill is simulated by cutting the uninterrupted run's logs back to what a process killed at
+that point leaves on disk: the first k journal rows (sometimes with a torn half row after
+them) and, for LLM strategies, the transcript up to the request in flight. A fresh strategy
+object then resumes the run, exactly as a restarted process does. Real SIGKILLs are in
+test_resume_sigkill.py. Accuracies come from the real tables in ../shared/benchmarks.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+from pathlib import Path
+
+import pytest
+
+from lmnas.evaluation import EVALUATORS
+from lmnas.search.runner import Budget, run_search
+from lmnas.spaces import create_space
+from lmnas.strategies import create_strategy
+
+TESTS = Path(__file__).resolve().parent
+sys.path.insert(0, str(TESTS))
+from llm_server import ScriptedServer, hill_climb  # noqa: E402
+
+KEY_ENV = "LMNAS_TEST_KEY"
+
+
+@pytest.fixture(autouse=True)
+def fast_logs(monkeypatch):
+    # Kills are simulated by truncating files, not by power loss: fsync only costs time here.
+    monkeypatch.setattr("lmnas.jsonl.os.fsync", lambda fd: None)
+    monkeypatch.setenv(KEY_ENV, "sk-test")
+
+
+def rows(out: Path) -> list[tuple]:
+    lines = (out / "journal.jsonl").read_text().splitlines()
+    return [(r["step"], r["key"], r["generation"], r["metrics"]["accuracy"], r["cost_s"])
+            for r in map(json.loads, lines)]
+
+
+def run(space_name, strategy_name, settings, out: Path, budget: int, evaluator, **space_settings):
+    space = create_space(space_name, **space_settings)
+    strategy = create_strategy(strategy_name, space=space, seed=3, **settings)
+    return run_search(space, strategy, evaluator, out / "journal.jsonl", Budget(budget), seed=3, progress=False)
+
+
+def cut(reference: Path, out: Path, k: int, torn: bool, transcript_requests: int | None) -> None:
+    """Leave in `out` what a process killed after its k-th evaluation leaves on disk."""
+    out.mkdir(parents=True)
+    lines = (reference / "journal.jsonl").read_text().splitlines(keepends=True)
+    text = "".join(lines[:k]) + (lines[k][: len(lines[k]) // 2] if torn and k < len(lines) else "")
+    (out / "journal.jsonl").write_text(text)
+    if transcript_requests is not None:
+        kept, requests = [], 0
+        for line in (reference / "transcript.jsonl").read_text().splitlines(keepends=True):
+            if json.loads(line).get("event") == "request":
+                requests += 1
+                if requests > transcript_requests:
+                    break
+            kept.append(line)
+        (out / "transcript.jsonl").write_text("".join(kept))
+
+
+def kill_points(total: int, n: int, seed: int) -> list[int]:
+    rng = random.Random(seed)
+    return sorted({0, 1, total - 1, *rng.sample(range(2, total - 1), n)})
+
+
+TABLE_CASES = [  # (space, strategy, settings, budget): thousands of evaluations, long converged tails
+    ("nas-bench-201", "random", {}, 3000),
+    ("nas-bench-201", "regularized-evolution", {"population": 50, "sample_size": 10}, 3000),
+    ("nas-bench-201", "ga", {"population": 30, "generations": 400}, 3000),
+    ("nas-bench-macro", "regularized-evolution", {"population": 20, "sample_size": 5}, 2000),
+]
+
+
+@pytest.mark.parametrize("space_name,strategy_name,settings,budget", TABLE_CASES,
+                         ids=[f"{c[0]}-{c[1]}" for c in TABLE_CASES])
+def test_table_search_resumes_identically_at_every_kill_point(tmp_path, space_name, strategy_name, settings, budget):
+    table = EVALUATORS.create("table")
+    reference = tmp_path / "reference"
+    outcome = run(space_name, strategy_name, settings, reference, budget, table)
+    expected = rows(reference)
+    points = kill_points(len(expected), 10, seed=budget)
+    for i, k in enumerate(points):
+        out = tmp_path / f"killed-{k}"
+        cut(reference, out, k, torn=i % 2 == 1, transcript_requests=None)
+        resumed = run(space_name, strategy_name, settings, out, budget, table)
+        assert rows(out) == expected, f"kill after {k} evaluations: the resumed journal differs"
+        assert resumed.stopped_because == outcome.stopped_because
+        assert resumed.resumed_from == k
+    # a larger budget extends the run exactly as an uninterrupted run of that budget
+    bigger = tmp_path / "bigger"
+    run(space_name, strategy_name, settings, bigger, budget + 500, table)
+    extended = tmp_path / "killed-0"  # already holds the full budget-sized run
+    run(space_name, strategy_name, settings, extended, budget + 500, table)
+    assert rows(extended) == rows(bigger)
+    print(f"\n{space_name}/{strategy_name}: {len(expected)} evaluations ({outcome.stopped_because}); "
+          f"{len(points)} kill points {points} all identical to the uninterrupted run")
+
+
+def test_ga_gpt_resumes_identically(tmp_path, archgpt_dir):
+    table = EVALUATORS.create("table", table="subset")
+    cells = table.keys(create_space("nas-bench-101"))  # the space is the 292 cells the table holds
+    settings = {"archgpt_dir": str(archgpt_dir), "population": 10, "generations": 30, "device": "cpu"}
+    reference = tmp_path / "reference"
+    run("nas-bench-101", "ga-gpt", settings, reference, 120, table, candidates=cells)
+    expected = rows(reference)
+    for k in kill_points(len(expected), 4, seed=7):
+        out = tmp_path / f"killed-{k}"
+        cut(reference, out, k, torn=k % 2 == 0, transcript_requests=None)
+        run("nas-bench-101", "ga-gpt", settings, out, 120, table, candidates=cells)
+        assert rows(out) == expected, f"kill after {k} evaluations"
+
+
+@pytest.mark.parametrize("strategy_name,budget", [("genius", 40), ("genius-hybrid", 150)])
+def test_llm_strategies_resume_identically(tmp_path, strategy_name, budget):
+    table = EVALUATORS.create("table")
+    with ScriptedServer(hill_climb(8, 3)) as server:
+        settings = {"model": "scripted", "api_key_env": KEY_ENV, "backoff_s": 0.001, "base_url": server.base_url}
+        reference = tmp_path / "reference"
+        run("nas-bench-macro", strategy_name, {**settings, "out_dir": str(reference)}, reference, budget, table)
+        expected = rows(reference)
+        requests = sum(1 for line in (reference / "transcript.jsonl").read_text().splitlines()
+                       if json.loads(line).get("event") == "request")
+        for i, k in enumerate(kill_points(len(expected), 5, seed=budget)):
+            out = tmp_path / f"killed-{k}"
+            # the request in flight at the kill may or may not have its answer recorded
+            asked = sum(1 for r in map(json.loads, (reference / "transcript.jsonl").read_text().splitlines())
+                        if r.get("event") == "request" and r.get("outcome", {}).get("keys")
+                        and r["outcome"]["keys"][0] in {key for _, key, *_ in expected[:k]})
+            cut(reference, out, k, torn=False, transcript_requests=min(requests, asked + i % 2))
+            run("nas-bench-macro", strategy_name, {**settings, "out_dir": str(out)}, out, budget, table)
+            assert rows(out) == expected, f"{strategy_name}: kill after {k} evaluations"
