@@ -18,6 +18,7 @@ Opening a folder (`prepare_run_folder`) decides, before anything reads or writes
 from __future__ import annotations
 
 import inspect
+import json
 import os
 import time
 from pathlib import Path
@@ -78,7 +79,7 @@ def search_fingerprint(
     from lmnas.spaces import SPACES
     from lmnas.strategies import STRATEGIES
 
-    return {
+    fingerprint = {
         "space": resolved_settings(SPACES, space),
         "strategy": resolved_settings(STRATEGIES, strategy),
         "evaluator": resolved_settings(EVALUATORS, evaluator),
@@ -87,6 +88,7 @@ def search_fingerprint(
         "inputs": {k: content_id(v) for k, v in sorted((inputs or {}).items())},
         "code": code_version(*SEARCH_CODE),
     }
+    return json.loads(json.dumps(fingerprint, default=str))  # as read back from disk: tuples → lists
 
 
 def prepare_run_folder(out: Path, fingerprint: dict[str, Any], budget: int, policy: str) -> str:
