@@ -135,3 +135,23 @@ def test_llm_strategies_resume_identically(tmp_path, strategy_name, budget):
             cut(reference, out, k, torn=False, transcript_requests=min(requests, asked + i % 2))
             run("nas-bench-macro", strategy_name, {**settings, "out_dir": str(out)}, out, budget, table)
             assert rows(out) == expected, f"{strategy_name}: kill after {k} evaluations"
+
+
+def test_parallel_workers_resume_to_the_same_evaluations(tmp_path):
+    """With 2 worker processes the journal's order follows completion, but the strategy is told in
+    asked order: the resumed run evaluates exactly the uninterrupted run's genotypes, with its results."""
+    table = EVALUATORS.create("table")
+    settings = {"batch_size": 4}  # batches of 4 keep both workers busy
+
+    def search(out: Path) -> None:
+        space = create_space("nas-bench-201")
+        strategy = create_strategy("random", space=space, seed=3, **settings)
+        run_search(space, strategy, table, out / "journal.jsonl", Budget(400), seed=3, workers=2, progress=False)
+
+    search(tmp_path / "reference")
+    expected = sorted((key, acc) for _, key, _, acc, _ in rows(tmp_path / "reference"))
+    for k in (0, 137, 399):
+        out = tmp_path / f"killed-{k}"
+        cut(tmp_path / "reference", out, k, torn=True, transcript_requests=None)
+        search(out)
+        assert sorted((key, acc) for _, key, _, acc, _ in rows(out)) == expected

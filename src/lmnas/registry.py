@@ -30,7 +30,13 @@ class Registry(Generic[T]):
     def create(self, name: str, /, **kwargs: object) -> T:
         """Build by name; settings that the factory does not take are a clear error, not a TypeError."""
         self.check_settings(name, kwargs)
-        return self.get(name)(**kwargs)
+        factory = self.get(name)
+        signature = inspect.signature(factory)
+        missing = [p.name for p in signature.parameters.values() if p.default is p.empty and p.name not in kwargs
+                   and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "self"]
+        if missing:
+            raise LmnasError(f"{self.kind} {name!r}: missing settings {missing}")
+        return factory(**kwargs)
 
     def accepted_settings(self, name: str) -> list[str]:
         """Keyword settings of the factory, following `**kwargs` into base-class __init__s."""

@@ -34,6 +34,11 @@ def genotype_seed(seed: int, key: str) -> int:
     return (seed * 1_000_003 + zlib.crc32(key.encode())) % 2**31
 
 
+# Without a recipe (lmnas search --data … alone): the embedded default's short cosine proxy.
+DEFAULT_RECIPE = {"epochs": 3, "batch_size": 64, "lr": 0.05, "warmup_epochs": 0.5, "schedule": "cosine",
+                  "crop_padding": 1, "flip": False}
+
+
 @EVALUATORS.register("proxy")
 class ProxyTrainingEvaluator(Evaluator):
     name = "proxy"
@@ -41,7 +46,7 @@ class ProxyTrainingEvaluator(Evaluator):
     def __init__(
         self,
         prepared_dir: str | Path,
-        recipe: dict[str, Any],
+        recipe: dict[str, Any] | None = None,
         device: str = "cpu",
         train_subset: int | None = None,
         progress: bool = False,
@@ -53,7 +58,7 @@ class ProxyTrainingEvaluator(Evaluator):
 
         self.prepared_dir = Path(prepared_dir)
         self.manifest = read_manifest(self.prepared_dir)
-        self.recipe = TrainRecipe.from_dict(recipe, where="search.evaluator.recipe")
+        self.recipe = TrainRecipe.from_dict(recipe or DEFAULT_RECIPE, where="search.evaluator.recipe")
         self.device = device
         self.progress = progress
         self.train_subset = train_subset
