@@ -306,10 +306,10 @@ def _to_array(picture: Any, image_size: int | None) -> np.ndarray:
     """One PIL image → uint8 [H, W, C]: grayscale stays 1 channel, everything else RGB.
 
     With image_size: shorter side → image_size, then the central crop (as the ImageFolder path)."""
-    from torchvision.transforms import functional as F
-
     picture = picture.convert("L" if picture.mode in ("1", "L", "I;16", "I", "F") else "RGB")
     if image_size is not None and picture.size != (image_size, image_size):
+        from torchvision.transforms import functional as F  # only when resizing: a slow import
+
         picture = F.center_crop(F.resize(picture, [image_size], antialias=True), [image_size, image_size])
     array = np.asarray(picture, dtype=np.uint8)
     return array[..., None] if array.ndim == 2 else array
