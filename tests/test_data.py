@@ -162,7 +162,7 @@ def test_spec_validation_names_the_field() -> None:
 
 
 def test_registry_lists_the_sources() -> None:
-    assert DATASET_SOURCES.names() == ["cifar10", "cifar100", "digits", "imagenet"]
+    assert DATASET_SOURCES.names() == ["cifar10", "cifar100", "digits", "hf", "imagenet"]
     with pytest.raises(LmnasError, match="unknown dataset source 'mnist'"):
         load_source(DatasetSpec("mnist"), seed=0)
 

@@ -68,6 +68,7 @@ def read_json(path):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)  # the whole chain on a busy 2-core machine: ~10 min
 def test_embedded_default_end_to_end(tmp_path):
     import pyarrow.parquet as pq
 

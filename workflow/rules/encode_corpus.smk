@@ -4,7 +4,7 @@ rule encode_corpus:
         pretrain=f"{RUN}/corpus/pretrain.parquet",
         finetune=f"{RUN}/corpus/finetune.parquet",
         vocab=f"{RUN}/corpus/vocab.json",
-        summary=f"{RUN}/corpus/summary.json",
+        summary=report(f"{RUN}/corpus/summary.json", caption="../report/corpus_summary.rst", category="Architecture corpus"),
     params:
         records=str(CFG.nasbench101_path()) if CFG.nasbench101_path() else None,
         settings=config["corpus"]["nasbench101"],

@@ -24,7 +24,7 @@ rule report:
     input:
         unpack(report_inputs),
     output:
-        report=f"{RUN}/report/report.md",
+        report=report(f"{RUN}/report/report.md", caption="../report/report_md.rst", category="Report"),
     params:
         run_name=CFG.run_name,
         config=config,

@@ -5,8 +5,8 @@ rule retrain:
         data=prepared(config["search"]["dataset"]),
     output:
         model=f"{RUN}/retrain/model.safetensors",
-        metrics=f"{RUN}/retrain/metrics.json",
-        log_csv=f"{RUN}/retrain/log.csv",
+        metrics=report(f"{RUN}/retrain/metrics.json", caption="../report/retrain_metrics.rst", category="Retrain"),
+        log_csv=report(f"{RUN}/retrain/log.csv", caption="../report/retrain_log.rst", category="Retrain"),
     params:
         recipe=config["retrain"]["recipe"],
         sync_bn=config["retrain"].get("sync_bn", False),

@@ -10,9 +10,9 @@ rule search:
     input:
         unpack(search_inputs),
     output:
-        best=f"{RUN}/search/best.json",
+        best=report(f"{RUN}/search/best.json", caption="../report/search_best.rst", category="Search"),
         journal=f"{RUN}/search/journal.parquet",
-        curve=f"{RUN}/search/curve.png",
+        curve=report(f"{RUN}/search/curve.png", caption="../report/search_curve.rst", category="Search"),
     params:
         search=config["search"],
         seed=config["seed"],

@@ -5,8 +5,8 @@ rule transfer:
         weights=rules.retrain.output.model,
         data=prepared(config["transfer"]["dataset"]),
     output:
-        metrics=f"{RUN}/transfer/metrics.json",
-        log_csv=f"{RUN}/transfer/log.csv",
+        metrics=report(f"{RUN}/transfer/metrics.json", caption="../report/transfer_metrics.rst", category="Transfer"),
+        log_csv=report(f"{RUN}/transfer/log.csv", caption="../report/transfer_log.rst", category="Transfer"),
     params:
         recipe=config["transfer"]["recipe"],
         input_size=config["transfer"].get("input_size"),

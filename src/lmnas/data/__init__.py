@@ -2,6 +2,7 @@
 
 from lmnas.data.prepare import SPLITS, DatasetSpec, prepare_dataset
 from lmnas.data.sources import DATASET_SOURCES, SourceData, load_source
+from lmnas.data import hf as _hf  # noqa: F401  registers the 'hf' source
 from lmnas.data.tensors import load_split, read_manifest
 
 __all__ = [

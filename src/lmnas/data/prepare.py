@@ -47,6 +47,7 @@ class DatasetSpec:
     subset_fraction: float = 1.0  # class-balanced subset of each official split
     max_classes: int | None = None  # keep the first k classes of the source
     max_per_split: dict[str, int] | None = None  # stratified cap on rows per split
+    hf: dict[str, Any] | None = None  # source hf only: Hub id, splits, columns (lmnas.data.hf.HfSpec)
 
     def __post_init__(self) -> None:
         if not isinstance(self.source, str) or not self.source:
@@ -65,6 +66,12 @@ class DatasetSpec:
                 raise LmnasError(
                     f"dataset.classes must be a non-empty list of distinct labels, got {self.classes}"
                 )
+        if self.hf is not None and self.source != "hf":
+            raise LmnasError(f"dataset.hf is only read by source: hf, not {self.source!r}")
+        if self.source == "hf":  # validate now, keep the plain mapping for the manifest
+            from lmnas.data.hf import HfSpec
+
+            self.hf = dataclasses.asdict(HfSpec.from_dict(self.hf or {}))
         if self.max_per_split is not None:
             unknown = sorted(set(self.max_per_split) - set(SPLITS))
             if unknown or any(int(v) < 1 for v in self.max_per_split.values()):

@@ -39,6 +39,8 @@ _PARALLEL_DECODE_MIN = 2_000
 def load_source(spec: DatasetSpec, seed: int) -> SourceData:
     """The one entry point: read `spec.source` with the spec's options."""
     loader = DATASET_SOURCES.get(spec.source)
+    # Source-specific settings go only to the source that reads them.
+    extra = {"hf": spec.hf} if spec.source == "hf" else {}
     data = loader(
         root=Path(spec.root).expanduser() if spec.root is not None else None,
         download=spec.download,
@@ -47,6 +49,7 @@ def load_source(spec: DatasetSpec, seed: int) -> SourceData:
         subset_fraction=spec.subset_fraction,
         max_classes=spec.max_classes,
         seed=seed,
+        **extra,
     )
     _check_source_data(spec.source, data)
     return data

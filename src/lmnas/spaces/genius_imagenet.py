@@ -31,7 +31,6 @@ from typing import Any, NamedTuple
 
 import torch
 from torch import nn
-from torchvision.models._utils import _make_divisible
 from torchvision.models.mobilenetv3 import InvertedResidual, InvertedResidualConfig
 from torchvision.ops import Conv2dNormActivation
 
@@ -79,7 +78,9 @@ def _out_size(size: int, kernel: int, stride: int) -> int:
 
 
 def _squeeze_channels(expanded: int) -> int:
-    return _make_divisible(expanded // 4, 8)  # as torchvision's MobileNetV3 InvertedResidual
+    # What torchvision's MobileNetV3 InvertedResidual computes for its squeeze-excitation,
+    # through the public helper (_make_divisible(expanded // 4, 8) inside).
+    return InvertedResidualConfig.adjust_channels(expanded // 4, 1.0)
 
 
 FLOPS_COUNTS = ("macs", "genius")
