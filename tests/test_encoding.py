@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -172,9 +171,6 @@ def test_vocab_build_encode_save_load(tmp_path: Path) -> None:
         Vocab.load(path)
 
 
-def test_all_36_trace_fast() -> None:
-    start = time.perf_counter()
-    total = sum(len(trace_layers(v.build, v.input_shape)) for v in VARIANTS)
-    seconds = time.perf_counter() - start
-    assert total > 9000
-    assert seconds < 30, f"tracing the 36 variants took {seconds:.1f} s"
+def test_all_36_variants_trace_to_the_known_layer_count() -> None:
+    # Speed lives in benchmarks, not here; the count pins what the fine-tuning corpus holds.
+    assert sum(len(trace_layers(v.build, v.input_shape)) for v in VARIANTS) == 9743
