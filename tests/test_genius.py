@@ -330,7 +330,7 @@ def test_flops_violations_are_fed_back_without_spending_an_evaluation(tmp_path):
 @needs_macro
 def test_hidden_benchmark_names_never_reach_the_server(tmp_path):
     with ScriptedServer(hill_climb(8, 3)) as server:
-        search(tmp_path, 3, server, name_benchmark=True)
+        search(tmp_path, 3, server)  # hidden is the default (GENIUS never names the benchmark)
     sent = json.dumps([r["messages"] for r in server.requests])
     assert "bench" not in sent.lower() and "CIFAR10" in sent
 
