@@ -12,6 +12,8 @@ def report_inputs(wildcards):
         if enabled("transfer"):
             inputs["data_transfer"] = prepared(config["transfer"]["dataset"])
             inputs["transfer"] = rules.transfer.output.metrics
+    if config.get("trials", {}).get("enabled", False):
+        inputs["trials"] = rules.trials.output.summary
     if uses_archgpt():
         inputs["corpus"] = rules.encode_corpus.output.summary
         inputs["archgpt"] = rules.train_archgpt.output.metrics

@@ -137,6 +137,10 @@ def write_report(inputs: dict[str, Path], out_dir: Path, *, run_name: str, confi
         sections.append(archgpt_section(read_json(inputs["archgpt"]), inputs.get("archgpt_curves"), out_dir))
     rows = pq.read_table(inputs["search_journal"]).to_pylist()
     sections.append(search_section(read_json(inputs["search_best"]), rows, inputs["search_curve"], out_dir))
+    if "trials" in inputs:
+        from lmnas.report.trials import trials_section
+
+        sections.append(trials_section(read_json(inputs["trials"])))
     if "retrain" in inputs:
         sections.append(retrain_section(read_json(inputs["retrain"]), inputs["retrain_log"], out_dir))
     if "transfer" in inputs:
