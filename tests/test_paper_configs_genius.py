@@ -141,3 +141,22 @@ def test_table_configs_dry_run_search_trials_and_report_only(name, tmp_path):
     run = load_yaml(PAPER / name)["run_name"]
     assert set(jobs) == {"search", "trials", "report", "all"}
     assert f"results/{run}/trials/trials.json" in jobs["report"]
+
+
+def test_nas_bench_201_free_text_answer_is_read_at_its_final_design():
+    from lmnas.llm.answers import validate_answer
+    from lmnas.llm.prompts import load_prompts
+    from lmnas.spaces import create_space
+
+    space, fmt = create_space("nas-bench-201"), load_prompts("nas-bench-201").answer
+    answer = ("First, the operations: Zeroize() cuts the path, nn.Identity() keeps gradients flowing.\n"
+              "One option is op_list = [3, 3, 3, 3, 3, 3], but a skip from s1 to s2 (op2) eases the gradient flow:\n"
+              "op0: nor_conv_3x3, op1: nor_conv_3x3, op2: skip_connect, ...\n"
+              "Rationale: ... My proposal is therefore\n\nop_list = [3, 3, 1, 3, 3, 2]")
+    verdict = validate_answer(answer, fmt, space, {})
+    assert [k for _, k in verdict.accepted] == [
+        "|nor_conv_3x3~0|+|nor_conv_3x3~0|skip_connect~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_1x1~2|"]
+    # the designs it discusses come second: if the final one was tried, the next-to-last is taken
+    tried = {verdict.accepted[0][1]: 90.0}
+    assert [k for _, k in validate_answer(answer, fmt, space, tried).accepted] == [
+        "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|"]
