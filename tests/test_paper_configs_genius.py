@@ -160,3 +160,16 @@ def test_nas_bench_201_free_text_answer_is_read_at_its_final_design():
     tried = {verdict.accepted[0][1]: 90.0}
     assert [k for _, k in validate_answer(answer, fmt, space, tried).accepted] == [
         "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|"]
+
+
+def test_lmnas_arch_prints_paper_flops_and_torch_macs(capsys):
+    import json
+
+    from lmnas.cli import main
+
+    main(["arch", "--space", "genius-imagenet", "--genotype",
+          "[1, 0, 0, 0, 1, 0, 1, 0, 1, 1, 1, 0, 4, 0, 4, 3, 0, 0, 4, 3, 0, 4, 4, 0, 5, 0, 5, 5, 5, 0]"])
+    out = json.loads(capsys.readouterr().out)
+    assert round(out["flops"] / 1e6) == 329 and round(out["macs"] / 1e6) == 307  # GENIUS-329: thop vs torch
+    assert round(out["params"] / 1e5) == 70  # 7.0 M (imagenet/README.md)
+    assert out["flops_convention"]["flops_resolution"] == 224
