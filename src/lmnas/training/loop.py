@@ -96,7 +96,9 @@ def train_model(
     """
     device = torch.device(device)
     cuda = device.type == "cuda"
-    train_x, train_y = _to_device(train, device, "train")
+    # The timm path augments on the CPU: its images stay in host memory (only labels move).
+    train_x, train_y = _to_device(train, torch.device("cpu") if recipe.uses_timm else device, "train")
+    train_y = train_y.to(device)
     val_data = _to_device(val, device, "val") if val is not None else None
     n_train = train_x.shape[0]
     steps_per_epoch = math.ceil(n_train / recipe.batch_size)
@@ -181,7 +183,8 @@ def train_model(
                     index = index[rank::world]  # this rank's share: global_batch/W images (±1)
                 if timm_transform is not None:
                     batch_seed = _derive_seed(seed, epoch, 3 + i, rank if ddp else None)
-                    inputs = timm_path.augment(train_x[index], timm_transform, batch_seed).to(device)
+                    inputs = timm_path.augment(train_x[index.cpu()], timm_transform, batch_seed)
+                    inputs = inputs.pin_memory().to(device, non_blocking=True) if cuda else inputs
                     inputs = _resize(inputs, input_size, cuda)
                 else:
                     images = augment_batch(train_x[index], generator, recipe.crop_padding, recipe.flip)
