@@ -58,3 +58,11 @@ def test_timm_path_differs_from_the_plain_path_and_seeds_matter():
     a, b, p = snapshot(timm_a), snapshot(timm_b), snapshot(plain)
     assert all(torch.equal(a[k], b[k]) for k in a)  # deterministic for a seed
     assert not all(torch.equal(a[k], p[k]) for k in a)
+
+
+def test_augmentation_workers_give_the_same_training():
+    inline, workers = tiny_cnn(), tiny_cnn()
+    fit(inline, recipe(epochs=1))
+    fit(workers, recipe(epochs=1, augment_workers=2))
+    a, b = snapshot(inline), snapshot(workers)
+    assert all(torch.equal(a[k], b[k]) for k in a)

@@ -173,6 +173,10 @@ def train_model(
             # Near-equal batches (sizes differ by at most one): every image is used and
             # no tiny trailing batch trips BatchNorm.
             batches = torch.tensor_split(order, steps_per_epoch)
+            if timm_transform is not None:  # this rank's share of every batch, augmented on the CPU
+                shares = [(b[rank::world] if ddp else b).cpu() for b in batches]
+                seeds = [_derive_seed(seed, epoch, 3 + i, rank if ddp else None) for i in range(len(batches))]
+                augmented = timm_path.epoch_batches(train_x, shares, seeds, timm_transform, recipe.augment_workers)
             bar = tqdm(batches, desc=f"epoch {epoch + 1}/{recipe.epochs}", disable=not (progress and main), leave=False)
             for i, index in enumerate(bar):
                 lr = lr_at(recipe, epoch * steps_per_epoch + i, steps_per_epoch)
@@ -182,8 +186,7 @@ def train_model(
                 if ddp:
                     index = index[rank::world]  # this rank's share: global_batch/W images (±1)
                 if timm_transform is not None:
-                    batch_seed = _derive_seed(seed, epoch, 3 + i, rank if ddp else None)
-                    inputs = timm_path.augment(train_x[index.cpu()], timm_transform, batch_seed)
+                    inputs = next(augmented)
                     inputs = inputs.pin_memory().to(device, non_blocking=True) if cuda else inputs
                     inputs = _resize(inputs, input_size, cuda)
                 else:

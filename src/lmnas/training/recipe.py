@@ -39,6 +39,7 @@ class TrainRecipe:
     ema_decay: float | None = None  # timm ModelEmaV2: EMA of the weights, evaluated and kept at the end
     ema_steps: int = 1  # update the EMA every this many optimiser steps
     norm_weight_decay: float | None = None  # weight decay of normalisation layers (None: weight_decay)
+    augment_workers: int = 0  # DataLoader processes preparing timm-path batches ahead (0: in the loop)
 
     @property
     def uses_timm(self) -> bool:
@@ -72,6 +73,8 @@ class TrainRecipe:
             problems.append(f"rand_augment={self.rand_augment!r} (expected a timm RandAugment name like 'rand-m9-mstd0.5')")
         if self.ema_decay is not None and not 0 < self.ema_decay < 1:
             problems.append(f"ema_decay={self.ema_decay} (expected 0 < decay < 1)")
+        if self.augment_workers < 0:
+            problems.append(f"augment_workers={self.augment_workers} (expected >= 0)")
         if self.ema_steps < 1 or (self.norm_weight_decay is not None and self.norm_weight_decay < 0):
             problems.append(f"ema_steps={self.ema_steps}, norm_weight_decay={self.norm_weight_decay} (expected >= 1, >= 0)")
         if problems:

@@ -2,15 +2,15 @@
 
 Per-image augmentation from `timm.data.create_transform` (RandomResizedCrop with random
 interpolation or a padded crop, flip, RandAugment, normalisation, RandomErasing), timm's
-LabelSmoothingCrossEntropy and ModelEmaV2. Images go through PIL on the CPU, one batch at a
-time in the training process; every batch's Python, NumPy and torch RNGs are seeded from
+LabelSmoothingCrossEntropy and ModelEmaV2. Images go through PIL on the CPU, a batch at a time,
+in the training process or ahead of it in `augment_workers` DataLoader processes; every batch's Python, NumPy and torch RNGs are seeded from
 (seed, epoch, batch), so a run is reproducible and resumes exactly like the plain path.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -49,6 +49,36 @@ def augment(images: Tensor, transform: Transform, seed: int) -> Tensor:
     finally:
         random.setstate(state)
         np.random.set_state(np_state)
+
+
+class _Batches(torch.utils.data.Dataset):
+    """Batch i of an epoch: images[indices[i]] through `transform`, seeded with seeds[i]."""
+
+    def __init__(self, images: Tensor, indices: list[Tensor], seeds: list[int], transform: Transform) -> None:
+        self.images, self.indices, self.seeds, self.transform = images, indices, seeds, transform
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> Tensor:
+        return augment(self.images[self.indices[i]], self.transform, self.seeds[i])
+
+
+def _one_thread(_: int) -> None:
+    torch.set_num_threads(1)
+
+
+def epoch_batches(images: Tensor, indices: list[Tensor], seeds: list[int], transform: Transform,
+                  workers: int) -> Iterator[Tensor]:
+    """The augmented batches of one epoch in order; with `workers` > 0 prepared ahead by that many
+    DataLoader processes. Each batch depends only on its indices and seed, so the result is the
+    same whatever the number of workers."""
+    dataset = _Batches(images, indices, seeds, transform)
+    if workers == 0:
+        return (dataset[i] for i in range(len(dataset)))
+    loader = torch.utils.data.DataLoader(dataset, batch_size=None, shuffle=False, num_workers=workers,
+                                         prefetch_factor=2, worker_init_fn=_one_thread)
+    return iter(loader)
 
 
 def criterion(recipe: TrainRecipe) -> nn.Module:
