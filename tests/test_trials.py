@@ -99,3 +99,22 @@ def test_rank_is_position_among_every_architecture_of_the_table(monkeypatch):
         v = table[k]["test_acc_200"]
         better, ties = sum(x > v for x in values), sum(x == v for x in values)
         assert rank(k) == better + 1 and rank(k) <= table[k]["rank"] <= better + ties
+
+
+@needs_nb201
+def test_a_named_benchmark_variant_runs_beside_the_hidden_default(tmp_path, monkeypatch):
+    monkeypatch.setenv("LMNAS_BENCHMARKS_DIR", str(BENCHMARKS))
+    monkeypatch.setenv("LMNAS_TEST_KEY", "sk-fake")
+    with ScriptedServer(reasoning_climber) as server:
+        search_cfg = {"space": "nas-bench-201", "strategy": "genius", "evaluator": "table", "budget": {"evaluations": 2},
+                      "options": {"genius": {"model": "scripted", "base_url": server.base_url,
+                                             "api_key_env": "LMNAS_TEST_KEY"}}}
+        settings = TrialsSettings.from_config(
+            {"seeds": [0], "baselines": ["genius-named"],
+             "variants": {"genius-named": {"strategy": "genius", "name_benchmark": True}}}, "genius")
+        summary = run_trials(search_cfg, settings, out_dir=tmp_path, progress=False)
+        sent = [json.dumps(r["messages"]) for r in server.requests]
+    assert [r["strategy"] for r in summary["runs"]] == ["genius", "genius-named"]
+    assert len(sent) == 4 and not any("NAS-Bench" in s for s in sent[:2]) and all("NAS-Bench-201" in s for s in sent[2:])
+    named = json.loads((tmp_path / "genius-named-seed0" / "best.json").read_text())
+    assert named["strategy"]["name_benchmark"] is True

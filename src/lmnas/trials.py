@@ -9,13 +9,16 @@ has its own journal, fingerprint and resume) under `out_dir/<strategy>-seed<seed
 accuracy and rank of the architecture evaluated at each step and of the best so far. Rank: the
 position of the architecture's reported (test) accuracy among every architecture of the
 benchmark table, 1 = best (None when the evaluator is not a table).
+
+A baseline may also be a named variant of a strategy (`variants: {genius-named: {strategy: genius,
+name_benchmark: true}}`), e.g. to compare hidden against named benchmarks at the same budget.
 """
 
 from __future__ import annotations
 
 import bisect
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -34,8 +37,9 @@ SUMMARY = "trials.json"
 @dataclass(frozen=True)
 class TrialsSettings:
     seeds: tuple[int, ...]
-    strategies: tuple[str, ...]  # the method first, then the baselines
-    options: dict[str, dict[str, Any]]  # per-strategy settings over search.options[<strategy>]
+    strategies: tuple[str, ...]  # labels: the method first, then the baselines
+    options: dict[str, dict[str, Any]]  # per-label settings over search.options[<strategy>]
+    variants: dict[str, dict[str, Any]] = field(default_factory=dict)  # label -> {strategy, **settings}
 
     @classmethod
     def from_config(cls, section: dict[str, Any], method: str) -> TrialsSettings:
@@ -43,7 +47,17 @@ class TrialsSettings:
         if not seeds or len(set(seeds)) != len(seeds):
             raise LmnasError(f"trials.seeds: expected distinct seeds, got {list(seeds)}")
         baselines = [s for s in section.get("baselines", ["random", "regularized-evolution"]) if s != method]
-        return cls(seeds, (method, *baselines), dict(section.get("options", {})))
+        variants = dict(section.get("variants", {}))
+        for label, variant in variants.items():
+            if "strategy" not in variant:
+                raise LmnasError(f"trials.variants.{label}: missing 'strategy' (the strategy it varies)")
+        return cls(seeds, (method, *baselines), dict(section.get("options", {})), variants)
+
+    def strategy_of(self, label: str) -> tuple[str, dict[str, Any]]:
+        """The strategy a label runs and the settings it adds over search.options[<strategy>]."""
+        variant = dict(self.variants.get(label, {}))
+        strategy = variant.pop("strategy", label)
+        return strategy, {**variant, **self.options.get(label, {})}
 
 
 def trial_folder(out_dir: Path, strategy: str, seed: int) -> Path:
@@ -62,12 +76,13 @@ def run_trials(
 ) -> dict[str, Any]:
     """Every strategy × seed at `search_cfg`'s budget; returns (and writes) the summary."""
     runs = [(strategy, seed) for strategy in settings.strategies for seed in settings.seeds]
-    for strategy, seed in tqdm(runs, desc="trials", disable=not progress):
+    for label, seed in tqdm(runs, desc="trials", disable=not progress):
+        strategy, extra = settings.strategy_of(label)
         cfg = copy.deepcopy(search_cfg)
         cfg["strategy"] = strategy
         options = cfg.setdefault("options", {})
-        options[strategy] = {**options.get(strategy, {}), **settings.options.get(strategy, {})}
-        search_from_config(cfg, data_dir=data_dir, archgpt_dir=archgpt_dir, out_dir=trial_folder(out_dir, strategy, seed),
+        options[strategy] = {**options.get(strategy, {}), **extra}
+        search_from_config(cfg, data_dir=data_dir, archgpt_dir=archgpt_dir, out_dir=trial_folder(out_dir, label, seed),
                            seed=seed, device=device, progress=False)
     summary = summarise(search_cfg, settings, out_dir)
     write_json(Path(out_dir) / SUMMARY, summary)
