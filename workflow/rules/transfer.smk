@@ -25,6 +25,8 @@ rule transfer:
 
 rule transfer_more:
     """The same fine-tuning on each further dataset of transfer.dataset (a list)."""
+    wildcard_constraints:
+        tdataset=r"[A-Za-z0-9_-]+",
     input:
         best=rules.search.output.best,
         weights=rules.retrain.output.model,
