@@ -4,6 +4,7 @@ on the real NAS-Bench-201 table (../shared/benchmarks); the mechanics, not LLM q
 import json
 import random
 import re
+import shutil
 import sys
 from pathlib import Path
 
@@ -76,6 +77,13 @@ def test_trials_of_genius_next_to_random_and_evolution(tmp_path, monkeypatch):
         assert accs == sorted(accs) and run["steps"][-1]["best_rank"] == run["best"]["rank"]
     genius_runs = [r for r in summary["runs"] if r["strategy"] == "genius"]
     assert (tmp_path / "trials" / "genius-seed1" / "transcript.jsonl").is_file()
+    # a trial the search stage already ran is read from its folder, not run (and paid for) again
+    # (the others resume from their journals and transcripts: the server is gone, no request is made)
+    shutil.move(tmp_path / "trials" / "genius-seed1", tmp_path / "search")
+    again = run_trials(search_cfg, settings, out_dir=tmp_path / "trials", progress=False,
+                       search_run=(1, tmp_path / "search"))
+    assert not (tmp_path / "trials" / "genius-seed1").exists()
+    assert [r["steps"] for r in again["runs"]] == [r["steps"] for r in summary["runs"]]
     # the free-text answers were read at their last op_list: each proposal is a one-op change of the best
     assert len({r["steps"][0]["key"] for r in genius_runs}) == 3  # the seeds start apart
     markdown = trials_section(summary)

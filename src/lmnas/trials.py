@@ -73,9 +73,14 @@ def run_trials(
     archgpt_dir: Path | None = None,
     device: str = "auto",
     progress: bool = True,
+    search_run: tuple[int, Path] | None = None,
 ) -> dict[str, Any]:
-    """Every strategy × seed at `search_cfg`'s budget; returns (and writes) the summary."""
-    runs = [(strategy, seed) for strategy in settings.strategies for seed in settings.seeds]
+    """Every strategy × seed at `search_cfg`'s budget; returns (and writes) the summary.
+
+    `search_run` = (seed, folder) of the search stage's own run of the method: that trial is
+    read from there instead of being run (and paid for, with an LLM) a second time."""
+    reused = {(settings.strategies[0], search_run[0]): Path(search_run[1])} if search_run else {}
+    runs = [(s, seed) for s in settings.strategies for seed in settings.seeds if (s, seed) not in reused]
     for label, seed in tqdm(runs, desc="trials", disable=not progress):
         strategy, extra = settings.strategy_of(label)
         cfg = copy.deepcopy(search_cfg)
@@ -84,7 +89,7 @@ def run_trials(
         options[strategy] = {**options.get(strategy, {}), **extra}
         search_from_config(cfg, data_dir=data_dir, archgpt_dir=archgpt_dir, out_dir=trial_folder(out_dir, label, seed),
                            seed=seed, device=device, progress=False)
-    summary = summarise(search_cfg, settings, out_dir)
+    summary = summarise(search_cfg, settings, out_dir, reused)
     write_json(Path(out_dir) / SUMMARY, summary)
     return summary
 
@@ -108,12 +113,14 @@ def table_ranker(search_cfg: dict[str, Any]) -> tuple[Callable[[str], int] | Non
     return rank, column
 
 
-def summarise(search_cfg: dict[str, Any], settings: TrialsSettings, out_dir: Path) -> dict[str, Any]:
+def summarise(search_cfg: dict[str, Any], settings: TrialsSettings, out_dir: Path,
+              reused: dict[tuple[str, int], Path] | None = None) -> dict[str, Any]:
     rank, column = table_ranker(search_cfg)
+    reused = reused or {}
     runs = []
     for strategy in settings.strategies:
         for seed in settings.seeds:
-            folder = trial_folder(out_dir, strategy, seed)
+            folder = reused.get((strategy, seed)) or trial_folder(out_dir, strategy, seed)
             journal = folder / "journal.parquet"
             if not journal.is_file():
                 raise LmnasError(f"trial {strategy} seed {seed}: {journal} is missing (the search did not finish)")

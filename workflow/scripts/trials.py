@@ -13,6 +13,7 @@ def main(smk):
         archgpt_dir=Path(smk.input.archgpt) if "archgpt" in smk.input.keys() else None,
         device=smk.params.device,
         progress=smk.params.progress,
+        search_run=(smk.params.seed, Path(smk.input.search_best).parent),
     )
 
 
