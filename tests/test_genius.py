@@ -105,7 +105,7 @@ def test_replay_with_other_settings_is_a_clear_error(tmp_path):
     with ScriptedServer(hill_climb(8, 3)) as server:
         search(tmp_path / "live", 3, server)
     with pytest.raises(LmnasError, match="request 1 does not match the recording"):
-        search(tmp_path / "replay", 3, replay=str(tmp_path / "live" / "transcript.jsonl"), hide_benchmark_names=True)
+        search(tmp_path / "replay", 3, replay=str(tmp_path / "live" / "transcript.jsonl"), name_benchmark=True)
 
 
 # -- kill -9 in the middle, then resume: finished turns come from the transcript ----------------------
@@ -290,7 +290,9 @@ def test_conversation_mode_reports_each_result_in_one_chat(tmp_path):
     assert [m["role"] for m in third] == ["system", "user", "assistant", "user", "assistant", "user"]
     assert second[:2] == first and third[:4] == second
     assert second[2]["content"] == NB201_ANSWERS[0]
-    assert "With the block [3, 1, 3, 1, 3, 3] we achieved an accuracy of" in second[3]["content"]
+    # GENIUS's turn: the result of "this model" (the one just proposed) and a request for a rationale
+    assert second[3]["content"].startswith("By using this model, we achieved an accuracy of ")
+    assert "provide a rationale" in second[3]["content"]
     assert len(journal(tmp_path)) == 3
 
 
@@ -328,7 +330,7 @@ def test_flops_violations_are_fed_back_without_spending_an_evaluation(tmp_path):
 @needs_macro
 def test_hidden_benchmark_names_never_reach_the_server(tmp_path):
     with ScriptedServer(hill_climb(8, 3)) as server:
-        search(tmp_path, 3, server, hide_benchmark_names=True)
+        search(tmp_path, 3, server)  # hidden is the default (GENIUS never names the benchmark)
     sent = json.dumps([r["messages"] for r in server.requests])
     assert "bench" not in sent.lower() and "CIFAR10" in sent
 

@@ -54,7 +54,7 @@ def test_every_template_renders_and_hiding_removes_benchmark_names(name):
     prompts = load_prompts(name)
     key = space.key(space.sample(random.Random(1)))
     for hide in (False, True):
-        builder = PromptBuilder(space, prompts, hide_benchmark_names=hide, proposals=2)
+        builder = PromptBuilder(space, prompts, name_benchmark=not hide, proposals=2)
         history = [Result(key, 91.234, mflops=300.4), Result(key, 50.0, random=True)]
         texts = [m["content"] for m in builder.opening(history)] + [
             builder.results(history, 3)["content"], builder.refusal()["content"],
@@ -62,11 +62,11 @@ def test_every_template_renders_and_hiding_removes_benchmark_names(name):
         ]
         joined = "\n".join(texts)
         assert "$" not in joined.replace("$ ", "")  # every placeholder filled
-        assert "91.23%" in joined and "tried because no valid answer came" in joined
+        assert f"{91.234:.{prompts.accuracy_decimals}f}%" in joined and "tried because no valid answer came" in joined
         if hide:
             assert not re.search(r"bench|genius", joined, re.I), re.search(r".{40}(bench|genius).{40}", joined, re.I)
     if prompts.benchmark:
-        shown = PromptBuilder(space, prompts).opening([])[1]["content"]
+        shown = PromptBuilder(space, prompts, name_benchmark=True).opening([])[1]["content"]
         assert prompts.benchmark in shown
 
 

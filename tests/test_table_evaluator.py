@@ -81,11 +81,23 @@ def test_settings_rebuild_the_same_evaluator(tiny_macro_dir):
     assert again.evaluate(space, (1, 2, 0, 0, 0, 0, 0, 0), seed=0) == ev.evaluate(space, (1, 2, 0, 0, 0, 0, 0, 0), seed=0)
 
 
-@pytest.mark.parametrize("name", ["channel-bench-macro-resnet", "channel-bench-macro-mobilenet", "gptnas-blocks"])
-def test_spaces_without_a_table_say_so(name, tiny_macro_dir):
-    space = create_space(name, **({"min_blocks": 3, "max_blocks": 3} if name == "gptnas-blocks" else {}))
-    with pytest.raises(LmnasError, match=f"no table for this space: {name}"):
+def test_spaces_without_a_table_say_so(tiny_macro_dir):
+    space = create_space("gptnas-blocks", min_blocks=3, max_blocks=3)
+    with pytest.raises(LmnasError, match="no table for this space: gptnas-blocks"):
         table_evaluator(benchmarks_dir=str(tiny_macro_dir)).evaluate(space, space.sample(random.Random(0)), seed=0)
+
+
+@pytest.mark.parametrize("name, file", [("channel-bench-macro-resnet", "Results_ResNet.json"),
+                                        ("channel-bench-macro-mobilenet", "Results_MobileNet.json")])
+def test_channel_bench_table_missing_says_where_to_get_it_and_a_copy_is_looked_up(name, file, tmp_path):
+    space = create_space(name)
+    with pytest.raises(LmnasError, match=f"Channel-Bench-Macro is not shipped; get {file} from github.com/mingkai-zheng/GENIUS"):
+        table_evaluator(benchmarks_dir=str(tmp_path)).evaluate(space, (4, 4, 3, 2, 2, 1, 4), seed=0)
+    # a table in GENIUS's layout (key: 7 digits k in 1..4; mean of 3 runs) is read as it is
+    (tmp_path / file).write_text(json.dumps({"4432214": {"acc": [93.67, 93.35, 93.3], "std": 0.2, "flops": 794495488,
+                                                        "params": 6208394, "mean": 93.44}}))
+    result = table_evaluator(benchmarks_dir=str(tmp_path)).evaluate(space, space.parse("4432214"), seed=0)
+    assert result.metrics == {"accuracy": 93.44, "test_accuracy": 93.44, "std": 0.2} and result.params == 6208394
 
 
 def test_bad_settings_are_rejected(tiny_macro_dir):

@@ -47,6 +47,10 @@ def load_table(path: str | Path) -> dict[str, Any]:
     if table is not None:
         return table
     if not path.is_file():
+        where = next((CHANNEL_BENCH_SOURCE.format(file=f) for f in CHANNEL_BENCH_FILES.values() if f == path.name), None)
+        if where:
+            raise LmnasError(f"benchmark table {path} not found: Channel-Bench-Macro is not shipped; get {path.name} "
+                             f"from {where} and put it in the benchmarks folder ({SETTING} or {ENV_VAR})")
         raise LmnasError(
             f"benchmark table {path} not found: set {SETTING} or the environment variable {ENV_VAR} "
             f"to the folder holding the NAS benchmark tables (default: {default_benchmarks_dir()})"
@@ -85,11 +89,15 @@ NB201_DATASETS = {"cifar10": "cifar10", "cifar100": "cifar100", "imagenet16": "i
                   "imagenet16-120": "imagenet16", "imagenet": "imagenet16"}
 # per-dataset 200-epoch files are named by GENIUS (imagenet = ImageNet16-120)
 _NB201_FILE_NAME = {"cifar10": "cifar10", "cifar100": "cifar100", "imagenet16": "imagenet"}
-NO_TABLE = {
-    "channel-bench-macro-resnet": "Channel-Bench-Macro (ResNet) results are not shipped with the benchmarks",
-    "channel-bench-macro-mobilenet": "Channel-Bench-Macro (MobileNet) results are not shipped with the benchmarks",
-}
-TABLE_SPACES = ("nas-bench-macro", "nas-bench-201", "nas-bench-101")
+NO_TABLE: dict[str, str] = {}
+# Channel-Bench-Macro (Su et al.) is not shipped in the benchmarks folder. GENIUS's repository holds
+# its result tables (keys: 7 digits k in 1..4, width = k x base; `mean` = mean CIFAR-10 test accuracy
+# of 3 runs, %): copy them into the benchmarks folder under these names.
+CHANNEL_BENCH_FILES = {"channel-bench-macro-resnet": "Results_ResNet.json",
+                       "channel-bench-macro-mobilenet": "Results_MobileNet.json"}
+CHANNEL_BENCH_SOURCE = ("github.com/mingkai-zheng/GENIUS, benchmark/{file} (commit 97361d30b2da337edd0c8e1ed71b7c88b4a85d38), "
+                        "also in github.com/xiusu/Channel-Bench-Macro")
+TABLE_SPACES = ("nas-bench-macro", "nas-bench-201", "nas-bench-101", *CHANNEL_BENCH_FILES)
 NB101_TABLES = ("subset", "hash20k")
 NB101_HASH20K_EPOCHS = (4, 12, 36, 108)
 
@@ -141,6 +149,12 @@ def table_spec(space: str, dataset: str = "cifar10", epochs: int | None = None, 
         return TableSpec(space, ds, epochs, file, column, test, val_metric=val)
     if space == "nas-bench-101":
         return _nb101_spec(dataset, epochs, metric, table)
+    if space in CHANNEL_BENCH_FILES:
+        if dataset != "cifar10":
+            raise LmnasError(f"search.evaluator.dataset: Channel-Bench-Macro has only cifar10, not {dataset!r}")
+        column = _pick_metric(space, metric, {"mean": "mean"}, "mean")  # mean test accuracy of 3 runs
+        return TableSpec(space, "cifar10", epochs or 0, CHANNEL_BENCH_FILES[space], column, "mean",
+                         std_metric="std", params="params", flops="flops")
     raise LmnasError(f"no table for this space: {space}; table lookup knows {list(TABLE_SPACES)}")
 
 

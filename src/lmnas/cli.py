@@ -93,8 +93,13 @@ def _arch(args: argparse.Namespace) -> None:
         raise LmnasError(f"--settings: {exc}") from None
     genotype = space.parse(args.genotype)
     model = space.build(genotype)
-    print(json.dumps({"space": space.name, "genotype": space.key(genotype), **measure(model, space.input_shape),
-                      "input_shape": list(space.input_shape)}, indent=2))
+    measured = measure(model, space.input_shape)  # "flops" there = torch's multiply-adds
+    out = {"space": space.name, "genotype": space.key(genotype), "params": measured["params"],
+           "flops": measured["flops"], "macs": measured["flops"], "input_shape": list(space.input_shape)}
+    if callable(getattr(space, "macs", None)):  # a paper-convention count (GENIUS: thop at 224 px)
+        out["flops"] = space.flops(genotype)
+        out["flops_convention"] = {k: v for k, v in space.settings().items() if k.startswith("flops_")}
+    print(json.dumps(out, indent=2))
 
 
 def _list(args: argparse.Namespace) -> None:
@@ -132,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=_search)
 
-    a = sub.add_parser("arch", help="params and FLOPs (multiply-adds) of one genotype's network")
+    a = sub.add_parser("arch", help="params, FLOPs (the space's paper convention, else multiply-adds) and torch multiply-adds (macs) of one genotype's network")
     a.add_argument("--space", required=True)
     a.add_argument("--genotype", required=True, help="the canonical key, as the benchmark tables write it")
     a.add_argument("--settings", help="space settings as JSON, e.g. '{\"min_blocks\": 4}'")

@@ -88,10 +88,13 @@ def _check_references(config: dict[str, Any], source: str) -> None:
     needs = ["transfer"] if config["transfer"].get("enabled", True) and config["retrain"].get("enabled", True) else []
     if search["evaluator"] != "table" or config["retrain"].get("enabled", True):
         needs.insert(0, "search")
+    if config["retrain"].get("enabled", True) and config["retrain"].get("dataset") is not None:
+        needs.append("retrain")  # retrain.dataset defaults to search.dataset
     for section in needs:
-        name = config[section].get("dataset")
-        if name not in config["datasets"]:
-            raise LmnasError(f"{source}: {section}.dataset: {name!r} is not defined; defined datasets: {names}")
+        value = config[section].get("dataset")
+        for name in value if isinstance(value, list) else [value]:
+            if name not in config["datasets"]:
+                raise LmnasError(f"{source}: {section}.dataset: {name!r} is not defined; defined datasets: {names}")
 
 
 def load_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:

@@ -43,5 +43,18 @@ def search_needs_data():
     return config["search"]["evaluator"] != "table"
 
 
+def retrain_dataset():
+    # Retraining may read another dataset than the search (GENIUS: full ImageNet at 224 px, not the
+    # 10 % search subset); the search dataset by default.
+    return config["retrain"].get("dataset") or config["search"]["dataset"]
+
+
+def transfer_datasets():
+    # transfer.dataset: one name, or a list (GENIUS: CIFAR-10 and CIFAR-100). The first writes
+    # transfer/metrics.json as always; each further one transfer/<name>/metrics.json.
+    names = config["transfer"]["dataset"]
+    return [names] if isinstance(names, str) else list(names)
+
+
 def enabled(stage):
     return config[stage].get("enabled", True)

@@ -6,12 +6,18 @@ def report_inputs(wildcards):
     }
     if search_needs_data() or enabled("retrain"):
         inputs["data_search"] = prepared(config["search"]["dataset"])
+    if enabled("retrain") and retrain_dataset() != config["search"]["dataset"]:
+        inputs["data_retrain"] = prepared(retrain_dataset())
     if enabled("retrain"):
         inputs["retrain"] = rules.retrain.output.metrics
         inputs["retrain_log"] = rules.retrain.output.log_csv
         if enabled("transfer"):
-            inputs["data_transfer"] = prepared(config["transfer"]["dataset"])
+            inputs["data_transfer"] = prepared(transfer_datasets()[0])
             inputs["transfer"] = rules.transfer.output.metrics
+            for name in transfer_datasets()[1:]:
+                inputs[f"transfer_{name}"] = f"{RUN}/transfer/{name}/metrics.json"
+    if config.get("trials", {}).get("enabled", False):
+        inputs["trials"] = rules.trials.output.summary
     if uses_archgpt():
         inputs["corpus"] = rules.encode_corpus.output.summary
         inputs["archgpt"] = rules.train_archgpt.output.metrics

@@ -2,7 +2,7 @@ rule retrain:
     """Train the best genotype at the full recipe; resumable from per-epoch checkpoints."""
     input:
         best=rules.search.output.best,
-        data=prepared(config["search"]["dataset"]),
+        data=prepared(retrain_dataset()),
     output:
         model=f"{RUN}/retrain/model.safetensors",
         metrics=report(f"{RUN}/retrain/metrics.json", caption="../report/retrain_metrics.rst", category="Retrain"),

@@ -9,7 +9,9 @@ Extraction, in priority order: a JSON answer (list, object holding lists, fenced
 GENIUS ImageNet's stage-wise prose (`Stage 1 (Layer 2 to Layer 7): [1, 0, 0, 0, 0, 0]`, one list
 per stage, concatenated), any bracketed list, `op0: nor_conv_3x3`-style assignments, and the
 space key itself (`|nor_conv_3x3~0|+|…`, `22212220`). JSON goes through `json.loads`, lists
-through a regex and `int()`.
+through a regex and `int()`. With `prefer: "last"` (free-text reasoning answers, GENIUS on
+NAS-Bench-201) every form is tried in the order of where it ends in the text, last first: the
+design a reasoning answer settles on comes after the designs it discusses.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ class AnswerFormat:
     position_label: str = ""  # prose like `layer2: 1` / `op0 = nor_conv_3x3`
     position_offset: int = 0  # the label number of position 0 (GENIUS macro: layer2)
     position_name: str = "position {}"  # how feedback names a position: "layer{}", "channels[{}]"
+    prefer_last: bool = False  # free-text answers: the list written last is the proposal
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], source: str = "settings.json") -> AnswerFormat:
@@ -81,6 +84,7 @@ class AnswerFormat:
                 position_label=data.get("position_label", ""),
                 position_offset=int(data.get("position_offset", 0)),
                 position_name=data.get("position_name", "position {}"),
+                prefer_last=_prefer_last(data.get("prefer", "first")),
             )
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             raise LmnasError(f"{source}: bad answer format ({exc}); expected length, choices, tokens, key_join|key_template") from None
@@ -139,34 +143,49 @@ class AnswerFormat:
         return self.names.get(text.lower(), text)
 
 
+def _prefer_last(prefer: str) -> bool:
+    if prefer not in ("first", "last"):
+        raise ValueError(f"prefer={prefer!r}, expected 'first' or 'last'")
+    return prefer == "last"
+
+
 def _list_text(values: Sequence[Value]) -> str:
     return "[" + ", ".join(str(v) if isinstance(v, int) else json.dumps(v) for v in values) + "]"
 
 
 # -- extraction ------------------------------------------------------------------------------
 def extract_candidates(text: str, fmt: AnswerFormat) -> list[list[Value]]:
-    """Every list of values the answer holds, most explicit forms first, without repeats."""
+    """Every list of values the answer holds, without repeats: most explicit forms first, or
+    (`fmt.prefer_last`) the one ending last in the text first."""
     text = text[:MAX_ANSWER_CHARS]
-    found: list[list[Value]] = []
+    found: list[tuple[int, list[Value]]] = []  # (where it ends in the text, values)
 
-    def add(values: list[Value]) -> None:
-        if values and values not in found:
-            found.append(values)
+    def add(end: int, values: list[Value]) -> None:
+        if values:
+            found.append((end, values))
 
-    for block in [text.strip()] + FENCED.findall(text):
-        for values in _json_lists(block, fmt):
-            add(values)
-    for values in _stage_lists(text, fmt):
-        add(values)
-    for body in BRACKETED.findall(text):
-        if body.strip():
-            add(_values(body.split(","), fmt))
-    add(_assignments(text, fmt))
+    for values in _json_lists(text.strip(), fmt):
+        add(len(text), values)
+    for block in FENCED.finditer(text):
+        for values in _json_lists(block.group(1), fmt):
+            add(block.end(), values)
+    for end, values in _stage_lists(text, fmt):
+        add(end, values)
+    for match in BRACKETED.finditer(text):
+        if match.group(1).strip():
+            add(match.end(), _values(match.group(1).split(","), fmt))
+    add(*_assignments(text, fmt))
     key_form = fmt.key_form_regex()
     if key_form is not None:
         for match in key_form.finditer(text):
-            add([fmt.choices[i][fmt.tokens[i].index(t)] for i, t in enumerate(match.groups())])
-    return found
+            add(match.end(), [fmt.choices[i][fmt.tokens[i].index(t)] for i, t in enumerate(match.groups())])
+    if fmt.prefer_last:
+        found.sort(key=lambda item: -item[0])  # stable: equal ends keep the explicit-first order
+    unique: list[list[Value]] = []
+    for _, values in found:
+        if values not in unique:
+            unique.append(values)
+    return unique
 
 
 def _json_lists(block: str, fmt: AnswerFormat) -> list[list[Value]]:
@@ -208,33 +227,41 @@ def _scalars(node: list[Any]) -> bool:
     return bool(node) and all(isinstance(x, (int, float, str)) and not isinstance(x, bool) for x in node)
 
 
-def _stage_lists(text: str, fmt: AnswerFormat) -> list[list[Value]]:
-    """`Stage k …: [..]` lines; a new design starts whenever the stage number does not increase."""
+def _stage_lists(text: str, fmt: AnswerFormat) -> list[tuple[int, list[Value]]]:
+    """`Stage k …: [..]` lines; a new design starts whenever the stage number does not increase.
+    Each design with where its last line ends."""
     if not fmt.stages:
         return []
-    designs: list[list[tuple[int, str]]] = []
+    designs: list[list[tuple[int, str, int]]] = []
     for match in STAGE_LIST.finditer(text):
         stage = int(match.group(1))
         if not designs or stage <= designs[-1][-1][0]:
             designs.append([])
-        designs[-1].append((stage, match.group(2)))
-    return [_values([item for _, body in design for item in body.split(",")], fmt) for design in designs]
+        designs[-1].append((stage, match.group(2), match.end()))
+    return [(design[-1][2], _values([item for _, body, _ in design for item in body.split(",")], fmt))
+            for design in designs]
 
 
-def _assignments(text: str, fmt: AnswerFormat) -> list[Value]:
-    """`op0: 3`, `op_list[1] = skip_connect`, `layer2: 1` … (every position once, in order)."""
+def _assignments(text: str, fmt: AnswerFormat) -> tuple[int, list[Value]]:
+    """`op0: 3`, `op_list[1] = skip_connect`, `layer2: 1` … (every position once, in order), and
+    where the last assignment used ends. A later complete set of assignments replaces an earlier
+    one when the answer prefers its last design."""
     if not fmt.position_label:
-        return []
+        return 0, []
     pattern = re.compile(
         rf"\b{re.escape(fmt.position_label)}(?:_list)?\s*\[?\s*(\d+)\s*\]?\s*(?:[:=]|is|->)\s*([^\n,;]+)", re.I)
     assigned: dict[int, Value] = {}
+    end = 0
     for match in pattern.finditer(text):
         position = int(match.group(1)) - fmt.position_offset
-        if 0 <= position < fmt.max_length and position not in assigned:
+        if not 0 <= position < fmt.max_length:
+            continue
+        if position not in assigned or fmt.prefer_last:
             assigned[position] = _named_value(match.group(2), fmt)
+            end = match.end()
     if len(assigned) < fmt.min_length or sorted(assigned) != list(range(len(assigned))):
-        return []
-    return [assigned[i] for i in range(len(assigned))]
+        return 0, []
+    return end, [assigned[i] for i in range(len(assigned))]
 
 
 def _named_value(text: str, fmt: AnswerFormat) -> Value:

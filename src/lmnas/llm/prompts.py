@@ -4,7 +4,10 @@ A space's folder holds its expert `system.txt`, `task.txt` (the task and the spa
 choices, skeleton), `format.txt` (the strict answer format), and may override any template of
 `prompts/default/`: `history.txt` (the `<genotype> gives an accuracy of X%` block and "suggest a
 better one"), `history_line.txt`, `results.txt` (conversation mode's per-round message),
-`rejected.txt` / `constraint.txt` (feedback on a bad answer), `refusal.txt`, `multi.txt`.
+`rejected.txt` / `constraint.txt` (feedback on a bad answer), `refusal.txt`, `multi.txt`, and the
+opening's reasoning block: `first.txt` (the first chat, e.g. "think step by step: …") and
+`principles.txt` (every later fresh chat: GENIUS ImageNet's "design principles" from session 2 on);
+both are empty by default.
 Templates are `string.Template` text (`$name`): braces in code skeletons need no escaping.
 Variables: the space's settings, `space_description` (`space.describe()`), `benchmark_note`,
 `answer_noun`, `proposals`, and per line `number`, `architecture`, `accuracy`, `mflops`, `note`.
@@ -26,7 +29,8 @@ from lmnas.llm.answers import AnswerFormat, Rejection
 from lmnas.llm.base import Message
 from lmnas.spaces.base import SearchSpace
 
-TEMPLATES = ("system", "task", "format", "history", "history_line", "results", "rejected", "constraint", "refusal", "multi")
+TEMPLATES = ("system", "task", "first", "principles", "format", "history", "history_line", "results", "rejected",
+             "constraint", "refusal", "multi")
 DEFAULT_FOLDER = "default"
 MODES = ("fresh", "conversation")
 # Contamination guard: benchmark names a model may have memorised results for.
@@ -46,8 +50,10 @@ class PromptSet:
     answer: AnswerFormat
     mode: str  # the space's GENIUS default
     answer_noun: str  # "operation ID list", "channel list", …
-    benchmark: str  # the benchmark's public name (only said when names are not hidden)
+    benchmark: str  # the benchmark's public name (only said when name_benchmark is set)
     sha256: str  # of every template file used: recorded with the settings
+    accuracy_decimals: int = 2  # how results are written (GENIUS: 2, NAS-Bench-201 3)
+    modes: tuple[str, ...] = MODES  # modes the templates support (NAS-Bench-201: one conversation)
 
 
 def load_prompts(space_name: str, root: str | Path | None = None) -> PromptSet:
@@ -86,6 +92,8 @@ def load_prompts(space_name: str, root: str | Path | None = None) -> PromptSet:
         answer_noun=data.get("answer_noun", "architecture"),
         benchmark=data.get("benchmark", ""),
         sha256=digest.hexdigest(),
+        accuracy_decimals=int(data.get("accuracy_decimals", 2)),
+        modes=tuple(data.get("modes", MODES)),
     )
 
 
@@ -100,15 +108,19 @@ class Result:
 
 
 class PromptBuilder:
-    """Build every message of a GENIUS chat for one space."""
+    """Build every message of a GENIUS chat for one space.
 
-    def __init__(self, space: SearchSpace, prompts: PromptSet, *, hide_benchmark_names: bool = False,
+    The benchmark is not named unless `name_benchmark` (GENIUS never names it, to limit recall
+    of memorised results): its name is then scrubbed from every rendered template as well.
+    """
+
+    def __init__(self, space: SearchSpace, prompts: PromptSet, *, name_benchmark: bool = False,
                  proposals: int = 1) -> None:
         self.space, self.prompts = space, prompts
-        self.hide_benchmark_names = hide_benchmark_names
+        self.hide_benchmark_names = not name_benchmark
         self.proposals = proposals
         settings = {k: _text(v) for k, v in space.settings().items()}
-        note = "" if hide_benchmark_names or not prompts.benchmark else (
+        note = "" if self.hide_benchmark_names or not prompts.benchmark else (
             f" (This search space is the public benchmark {prompts.benchmark}.)")
         self.variables = {**settings, "space_description": space.describe(), "benchmark_note": note,
                           "answer_noun": prompts.answer_noun, "proposals": str(proposals)}
@@ -128,8 +140,12 @@ class PromptBuilder:
         return text + ("\n" + self.render("multi").strip() if self.proposals > 1 else "")
 
     def opening(self, history: list[Result]) -> list[Message]:
-        """A new chat: the task, the history so far (fresh mode), the answer format."""
+        """A new chat: the task, how to reason (first chat) or the design principles (later
+        chats), the history so far (fresh mode), the answer format."""
         parts = [self.render("task").strip()]
+        reasoning = self.render("principles" if history else "first").strip()
+        if reasoning:
+            parts.append(reasoning)
         if history:
             parts.append(self.render("history", history=self.lines(history)).strip())
         parts.append(self.answer_format())
@@ -158,9 +174,10 @@ class PromptBuilder:
                 "history_line",
                 number=str(first_number + i),
                 architecture=fmt.display(fmt.values_of(r.key)),
-                accuracy=f"{r.accuracy:.2f}",
+                accuracy=f"{r.accuracy:.{self.prompts.accuracy_decimals}f}",
                 mflops="" if r.mflops is None else f"{r.mflops:.0f}",
-                note=" (a random architecture, tried because no valid answer came)" if r.random else "",
+                note=f" (a random architecture, {fmt.display(fmt.values_of(r.key))}, tried because no valid answer came)"
+                if r.random else "",
             ).rstrip("\n")
             for i, r in enumerate(results)
         )

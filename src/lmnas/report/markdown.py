@@ -110,13 +110,13 @@ def retrain_section(metrics: dict[str, Any], log_csv: Path, out_dir: Path) -> st
     ])
 
 
-def transfer_section(metrics: dict[str, Any]) -> str:
+def transfer_section(metrics: dict[str, Any], dataset: str | None = None) -> str:
     header = ["test acc. (%)", "val. acc. (%)", "epochs", "seconds"]
     row = [_pct(metrics.get("test_acc")), _pct(metrics.get("val_acc")), metrics.get("epochs"), metrics.get("seconds")]
     if "scratch_test_acc" in metrics:
         header += ["from scratch (%)", "gain (points)"]
         row += [_pct(metrics["scratch_test_acc"]), _pct(metrics["gain_over_scratch"])]
-    return "## Transfer\n\n" + table(header, [row])
+    return f"## Transfer{f' to {dataset}' if dataset else ''}\n\n" + table(header, [row])
 
 
 def write_report(inputs: dict[str, Path], out_dir: Path, *, run_name: str, config: dict[str, Any]) -> Path:
@@ -128,7 +128,7 @@ def write_report(inputs: dict[str, Path], out_dir: Path, *, run_name: str, confi
         f"# lmnas report: {run_name}",
         f"Generated {dt.datetime.now().isoformat(timespec='seconds')} with lmnas {__version__}, torch {torch.__version__}.",
     ]
-    prepared = {role: inputs[f"data_{role}"] for role in ("search", "transfer") if f"data_{role}" in inputs}
+    prepared = {role: inputs[f"data_{role}"] for role in ("search", "retrain", "transfer") if f"data_{role}" in inputs}
     if prepared:
         sections.append(data_section(prepared))
     if "corpus" in inputs:
@@ -137,10 +137,18 @@ def write_report(inputs: dict[str, Path], out_dir: Path, *, run_name: str, confi
         sections.append(archgpt_section(read_json(inputs["archgpt"]), inputs.get("archgpt_curves"), out_dir))
     rows = pq.read_table(inputs["search_journal"]).to_pylist()
     sections.append(search_section(read_json(inputs["search_best"]), rows, inputs["search_curve"], out_dir))
+    if "trials" in inputs:
+        from lmnas.report.trials import trials_section
+
+        sections.append(trials_section(read_json(inputs["trials"])))
     if "retrain" in inputs:
         sections.append(retrain_section(read_json(inputs["retrain"]), inputs["retrain_log"], out_dir))
     if "transfer" in inputs:
-        sections.append(transfer_section(read_json(inputs["transfer"])))
+        names = config.get("transfer", {}).get("dataset")
+        first = names if isinstance(names, str) or names is None else names[0]
+        sections.append(transfer_section(read_json(inputs["transfer"]), first))
+    for name in sorted(k for k in inputs if k.startswith("transfer_")):  # further transfer datasets
+        sections.append(transfer_section(read_json(inputs[name]), name.removeprefix("transfer_")))
     sections.append("## Configuration\n\n```json\n" + json.dumps(config, indent=2, sort_keys=True) + "\n```")
     path = out_dir / "report.md"
     write_text(path, "\n\n".join(sections) + "\n")

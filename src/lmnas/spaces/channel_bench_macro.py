@@ -5,8 +5,9 @@ xiusu/Channel-Bench-Macro model.py (the GENIUS prompts channel_bench_res.py / ch
 describe the same layers): a stride-2 3x3 conv stem (32 → 16 px), four or five blocks, one of
 them stride 2 (16 → 8 px), global average pool, linear classifier.
 
-No result table is shipped in ../shared/benchmarks, so these spaces can be built and trained
-(proxy/full training) but not looked up.
+No result table is shipped in ../shared/benchmarks: table lookup needs Results_ResNet.json /
+Results_MobileNet.json from GENIUS's repository in the benchmarks folder (see
+lmnas.benchmarks_data); without them the spaces can still be built and trained.
 """
 
 from __future__ import annotations
@@ -21,10 +22,6 @@ from lmnas.spaces.nas_bench_macro import DigitGenotype, DigitSpace
 RESNET_BASE = (64, 64, 64, 128, 128, 128, 128)
 MOBILENET_BASE = (32, 192, 192, 192, 64, 384, 256)
 
-NO_TABLE = (
-    "No result table for this space is shipped in ../shared/benchmarks: evaluate it by training "
-    "(proxy or full), not by table lookup."
-)
 
 
 class ResidualPair(nn.Module):
@@ -83,7 +80,7 @@ class ChannelBenchResNetSpace(ChannelBenchSpace):
             "global average pooling and a linear classifier. Width options:\n"
             f"{self.width_options()}\n"
             "An architecture is written as 7 digits k in 1..4, width = k × (smallest option), "
-            f"e.g. 4432214. 4^7 = 16,384 architectures. {NO_TABLE}"
+            f"e.g. 4432214. 4^7 = 16,384 architectures."
         )
 
 
@@ -115,5 +112,5 @@ class ChannelBenchMobileNetSpace(ChannelBenchSpace):
             "pooling and a linear classifier. Width options:\n"
             f"{self.width_options()}\n"
             "An architecture is written as 7 digits k in 1..4, width = k × (smallest option), "
-            f"e.g. 2443341. 4^7 = 16,384 architectures. {NO_TABLE}"
+            f"e.g. 2443341. 4^7 = 16,384 architectures."
         )

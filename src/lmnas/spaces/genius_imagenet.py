@@ -19,6 +19,11 @@ conventions (`flops_count`):
   counter) counts an affine BatchNorm2d. It reproduces the FLOPs GENIUS reports in its
   transcripts (e.g. 329.4 for GENIUS-329, 401.5 for GENIUS-401), so GENIUS's budgets such as
   [270, 330] mean the same thing here.
+
+GENIUS states its budgets at 224 px (the retraining resolution) even when candidates are
+trained at a smaller proxy resolution (196 px for GENIUS-329). So `flops` (the paper convention,
+what the constraint, the prompts and the history use) is counted at `flops_resolution` (224 by
+default), apart from `input_shape`; `macs` is torch's multiply-adds at `input_shape`.
 """
 
 from __future__ import annotations
@@ -187,8 +192,9 @@ class GeniusImageNetSpace(SearchSpace):
         input_shape: Sequence[int] = (3, 224, 224),
         num_classes: int = 1000,
         flops_limits: Sequence[float] | None = None,
-        flops_count: str = "macs",
+        flops_count: str = "genius",
         dropout: float = 0.2,
+        flops_resolution: int | None = 224,
     ) -> None:
         if len(input_shape) != 3 or min(input_shape) < 1:
             raise LmnasError(f"search.space.input_shape: expected (C, H, W) of positive ints, got {list(input_shape)}")
@@ -198,6 +204,8 @@ class GeniusImageNetSpace(SearchSpace):
             raise LmnasError(f"search.space.dropout: expected 0 <= dropout < 1, got {dropout}")
         if flops_count not in FLOPS_COUNTS:
             raise LmnasError(f"search.space.flops_count: {flops_count!r}, expected one of {list(FLOPS_COUNTS)}")
+        if flops_resolution is not None and flops_resolution < 1:
+            raise LmnasError(f"search.space.flops_resolution: expected a positive size in pixels or null, got {flops_resolution}")
         if flops_limits is not None:
             if len(flops_limits) != 2 or not 0 <= flops_limits[0] <= flops_limits[1]:
                 raise LmnasError(
@@ -209,15 +217,20 @@ class GeniusImageNetSpace(SearchSpace):
         self.flops_limits: tuple[float, float] | None = flops_limits
         self.flops_count = flops_count
         self.dropout = float(dropout)
-        self.slots, self._fixed = self._layout()
+        self.flops_resolution = None if flops_resolution is None else int(flops_resolution)
+        c = self.input_shape[0]
+        flops_shape = self.input_shape if flops_resolution is None else (c, self.flops_resolution, self.flops_resolution)
+        self.slots, self._input_fixed = self._layout(self.input_shape)
+        flops_slots, self._fixed = self._layout(flops_shape)  # the paper convention's resolution
         # Cost of every (layer, op): a whole count is a sum of 30 lookups.
-        self._op_costs = [[op_cost(slot, i) for i in range(len(OPS))] for slot in self.slots]
+        self._op_costs = [[op_cost(slot, i) for i in range(len(OPS))] for slot in flops_slots]
+        self._input_op_costs = [[op_cost(slot, i) for i in range(len(OPS))] for slot in self.slots]
         self._flops_cache: dict[tuple[OpGenotype, str], int] = {}
 
     # -- layout and FLOPs -------------------------------------------------------------------
-    def _layout(self) -> tuple[list[LayerSlot], dict[str, Cost]]:
-        """The 30 searchable slots and the costs of the fixed layers, at this input size."""
-        c, h, w = self.input_shape
+    def _layout(self, shape: tuple[int, ...]) -> tuple[list[LayerSlot], dict[str, Cost]]:
+        """The 30 searchable slots and the costs of the fixed layers, at input size `shape`."""
+        c, h, w = shape
         fixed = {"stem": _conv_cost(c, STEM_WIDTH, 3, 2, (h, w))}
         h, w = _out_size(h, 3, 2), _out_size(w, 3, 2)
         fixed["ds_block"] = _ir_cost(STEM_WIDTH, STEM_WIDTH, 3, STEM_WIDTH, 1, (h, w))
@@ -234,18 +247,22 @@ class GeniusImageNetSpace(SearchSpace):
         return slots, fixed
 
     def flops(self, genotype: OpGenotype, count: str | None = None) -> int:
-        """FLOPs of the built network for one image in `count` (default: the space's `flops_count`)."""
-        count = count or self.flops_count
-        genotype = self.validate(genotype)
-        cache_key = (genotype, count)
-        if cache_key not in self._flops_cache:
-            costs = [self._op_costs[i][op] for i, op in enumerate(genotype)] + list(self._fixed.values())
-            self._flops_cache[cache_key] = sum(c.flops(count) for c in costs)
-        return self._flops_cache[cache_key]
+        """FLOPs for one image at `flops_resolution` in `count` (default: the space's `flops_count`,
+        the paper's convention): what the constraint checks and the prompts show."""
+        return self._count(genotype, count or self.flops_count, self._op_costs, self._fixed, "flops")
 
     def macs(self, genotype: OpGenotype) -> int:
-        """Multiply-adds of convs and linears: equals `lmnas.models.measure(...)["flops"]`."""
-        return self.flops(genotype, "macs")
+        """Multiply-adds of convs and linears at `input_shape`: equals `lmnas.models.measure(...)["flops"]`."""
+        return self._count(genotype, "macs", self._input_op_costs, self._input_fixed, "input")
+
+    def _count(self, genotype: OpGenotype, count: str, op_costs: list[list[Cost]], fixed: dict[str, Cost],
+               where: str) -> int:
+        genotype = self.validate(genotype)
+        cache_key = (genotype, count + where)
+        if cache_key not in self._flops_cache:
+            costs = [op_costs[i][op] for i, op in enumerate(genotype)] + list(fixed.values())
+            self._flops_cache[cache_key] = sum(c.flops(count) for c in costs)
+        return self._flops_cache[cache_key]
 
     def check_constraints(self, genotype: OpGenotype) -> str | None:
         """None when within `flops_limits`, else GENIUS's feedback message (FLOPS in millions)."""
@@ -379,7 +396,7 @@ class GeniusImageNetSpace(SearchSpace):
         mf = {k: round(v.flops(self.flops_count) / 1e6, 4) for k, v in self._fixed.items()}
         unit = "millions of multiply-adds" + (
             ", plus 4 per batch-norm output as thop counts" if self.flops_count == "genius" else ""
-        )
+        ) + (f", counted at {self.flops_resolution}x{self.flops_resolution} input" if self.flops_resolution else "")
         lines = [
             f"A MobileNet-style network for {h}x{w} images with {c} channels and {self.num_classes} classes "
             f"(GENIUS ImageNet space). {NUM_LAYERS} layers are undefined; each takes one of these "
@@ -437,5 +454,6 @@ class GeniusImageNetSpace(SearchSpace):
             "num_classes": self.num_classes,
             "flops_limits": list(self.flops_limits) if self.flops_limits is not None else None,
             "flops_count": self.flops_count,
+            "flops_resolution": self.flops_resolution,
             "dropout": self.dropout,
         }

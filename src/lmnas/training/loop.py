@@ -36,7 +36,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from tqdm.auto import tqdm
 
 from lmnas.errors import LmnasError
-from lmnas.training import distributed
+from lmnas.training import distributed, timm_path
 from lmnas.training.augment import augment_batch, normalize
 from lmnas.training.checkpoint import load_latest, save_checkpoint
 from lmnas.training.recipe import TrainRecipe, lr_at
@@ -96,7 +96,9 @@ def train_model(
     """
     device = torch.device(device)
     cuda = device.type == "cuda"
-    train_x, train_y = _to_device(train, device, "train")
+    # The timm path augments on the CPU: its images stay in host memory (only labels move).
+    train_x, train_y = _to_device(train, torch.device("cpu") if recipe.uses_timm else device, "train")
+    train_y = train_y.to(device)
     val_data = _to_device(val, device, "val") if val is not None else None
     n_train = train_x.shape[0]
     steps_per_epoch = math.ceil(n_train / recipe.batch_size)
@@ -120,13 +122,16 @@ def train_model(
     if cuda:
         model.to(memory_format=torch.channels_last)
         torch.cuda.reset_peak_memory_stats(device)
-    criterion = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
+    # recipe.uses_timm: timm's per-image transforms, loss and EMA (lmnas.training.timm_path)
+    timm_transform = timm_path.train_transform(recipe, train_x.shape[-1], mean, std) if recipe.uses_timm else None
+    criterion = timm_path.criterion(recipe) if recipe.uses_timm else nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
+    ema = timm_path.make_ema(model, recipe)
     step_model = eval_model = torch.compile(model) if recipe.compile else model
     # Dropout and other global-RNG users are re-seeded per epoch inside a fork, so the
     # caller's RNG state is left untouched and resuming needs no RNG state.
     fork_devices = [device.index if device.index is not None else torch.cuda.current_device()] if cuda else []
     with _only_training(model, trainable, bn_only) as params, torch.random.fork_rng(devices=fork_devices):
-        optimizer = _make_optimizer(params, recipe, cuda)
+        optimizer = _make_optimizer(timm_path.param_groups(params, model, recipe), recipe, cuda)
         history: list[dict[str, Any]] = []
         start_epoch = 0
         checkpoint = load_latest(checkpoint_dir) if checkpoint_dir is not None else None
@@ -136,6 +141,8 @@ def train_model(
             optimizer.load_state_dict(checkpoint.state["optimizer"])
             history = list(checkpoint.state["history"])
             start_epoch = checkpoint.epoch
+            if ema is not None:
+                ema.module.load_state_dict(checkpoint.state["ema"])
         if ddp:
             # After loading: DDP broadcasts rank 0's parameters here, and we its buffers
             # (older torch skips them with broadcast_buffers=False). Buffers are not
@@ -166,6 +173,10 @@ def train_model(
             # Near-equal batches (sizes differ by at most one): every image is used and
             # no tiny trailing batch trips BatchNorm.
             batches = torch.tensor_split(order, steps_per_epoch)
+            if timm_transform is not None:  # this rank's share of every batch, augmented on the CPU
+                shares = [(b[rank::world] if ddp else b).cpu() for b in batches]
+                seeds = [_derive_seed(seed, epoch, 3 + i, rank if ddp else None) for i in range(len(batches))]
+                augmented = timm_path.epoch_batches(train_x, shares, seeds, timm_transform, recipe.augment_workers)
             bar = tqdm(batches, desc=f"epoch {epoch + 1}/{recipe.epochs}", disable=not (progress and main), leave=False)
             for i, index in enumerate(bar):
                 lr = lr_at(recipe, epoch * steps_per_epoch + i, steps_per_epoch)
@@ -174,8 +185,13 @@ def train_model(
                 global_batch = index.shape[0]
                 if ddp:
                     index = index[rank::world]  # this rank's share: global_batch/W images (±1)
-                images = augment_batch(train_x[index], generator, recipe.crop_padding, recipe.flip)
-                inputs = _prepare_inputs(images, mean_t, std_t, input_size, cuda)
+                if timm_transform is not None:
+                    inputs = next(augmented)
+                    inputs = inputs.pin_memory().to(device, non_blocking=True) if cuda else inputs
+                    inputs = _resize(inputs, input_size, cuda)
+                else:
+                    images = augment_batch(train_x[index], generator, recipe.crop_padding, recipe.flip)
+                    inputs = _prepare_inputs(images, mean_t, std_t, input_size, cuda)
                 labels = train_y[index]
                 with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=cuda):
                     logits = step_model(inputs)
@@ -189,6 +205,12 @@ def train_model(
                 else:
                     loss.backward()
                 optimizer.step()
+                if ema is not None:
+                    step = epoch * steps_per_epoch + i
+                    if step < round(recipe.warmup_epochs * steps_per_epoch):
+                        ema.set(model)  # during warm-up the EMA copies the weights (as GENIUS resets it)
+                    elif step % recipe.ema_steps == 0:
+                        ema.update(model)
                 loss_sum += loss.detach() * labels.shape[0]
                 correct += (logits.detach().argmax(1) == labels).sum()
             bar.close()
@@ -205,6 +227,12 @@ def train_model(
                     eval_model, val_data, mean=mean, std=std, device=device,
                     batch_size=recipe.eval_batch_size, input_size=input_size, shard=True,
                 )
+            ema_loss, ema_acc = (None, None)
+            if ema is not None and val_data is not None:
+                ema_loss, ema_acc = evaluate(
+                    ema.module, val_data, mean=mean, std=std, device=device,
+                    batch_size=recipe.eval_batch_size, input_size=input_size, shard=True,
+                )
             entry = {
                 "epoch": epoch + 1,
                 "lr": lr,  # of the epoch's last step
@@ -215,6 +243,8 @@ def train_model(
                 "seconds": time.perf_counter() - started,
                 "images_per_s": n_train / train_seconds,
             }
+            if ema is not None:
+                entry.update(val_loss_ema=ema_loss, val_acc_ema=ema_acc)
             history.append(entry)
             if progress and main:
                 tqdm.write(_describe(entry, recipe.epochs))
@@ -228,6 +258,8 @@ def train_model(
                     "torch": str(torch.__version__),
                     "world_size": world,
                 }
+                if ema is not None:
+                    state["ema"] = {k: v.detach().cpu() for k, v in ema.module.state_dict().items()}
                 save_checkpoint(checkpoint_dir, epoch + 1, model, state)
             if ddp:
                 distributed.barrier()  # no rank starts epoch k+1 before checkpoint k is complete
@@ -235,6 +267,9 @@ def train_model(
                 on_epoch(dict(entry))
 
     last = history[-1]
+    if ema is not None:  # the EMA weights are the trained network (GENIUS reports the EMA model)
+        model.load_state_dict(ema.module.state_dict())
+        last = {**last, "val_loss": last.get("val_loss_ema"), "val_acc": last.get("val_acc_ema")}
     return TrainResult(
         history=history,
         val_loss=last["val_loss"],
@@ -319,7 +354,7 @@ def _only_training(
             param.requires_grad_(flag)
 
 
-def _make_optimizer(params: list[nn.Parameter], recipe: TrainRecipe, cuda: bool) -> torch.optim.SGD:
+def _make_optimizer(params: list[dict[str, Any]], recipe: TrainRecipe, cuda: bool) -> torch.optim.SGD:
     kwargs: dict[str, Any] = dict(
         lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay, nesterov=recipe.nesterov
     )
@@ -345,6 +380,12 @@ def _prepare_inputs(images: Tensor, mean: Tensor, std: Tensor, input_size: int |
     if cuda:
         inputs = inputs.contiguous(memory_format=torch.channels_last)
     return inputs
+
+
+def _resize(inputs: Tensor, input_size: int | None, cuda: bool) -> Tensor:
+    if input_size is not None and inputs.shape[-2:] != (input_size, input_size):
+        inputs = F.interpolate(inputs, size=(input_size, input_size), mode="bilinear", antialias=True)
+    return inputs.contiguous(memory_format=torch.channels_last) if cuda else inputs
 
 
 def _to_device(data: Data, device: torch.device, split: str) -> Data:

@@ -31,6 +31,19 @@ class TrainRecipe:
     flip: bool = True  # random horizontal flip
     compile: bool = False  # torch.compile the model
     eval_batch_size: int = 1024
+    # The timm path (ImageNet recipes such as GENIUS's, timm 0.6.12 in its code), chosen when any
+    # of these is set; the plain GPU-side path above stays the fast path for small recipes.
+    rand_augment: str | None = None  # timm RandAugment policy, e.g. "rand-m9-mstd0.5"
+    random_erasing: float = 0.0  # timm RandomErasing probability ("pixel" mode)
+    random_resized_crop: bool = False  # timm RandomResizedCropAndInterpolation instead of the padded crop
+    ema_decay: float | None = None  # timm ModelEmaV2: EMA of the weights, evaluated and kept at the end
+    ema_steps: int = 1  # update the EMA every this many optimiser steps
+    norm_weight_decay: float | None = None  # weight decay of normalisation layers (None: weight_decay)
+    augment_workers: int = 0  # DataLoader processes preparing timm-path batches ahead (0: in the loop)
+
+    @property
+    def uses_timm(self) -> bool:
+        return bool(self.rand_augment or self.random_erasing or self.random_resized_crop or self.ema_decay)
 
     def __post_init__(self) -> None:
         problems = []
@@ -54,6 +67,16 @@ class TrainRecipe:
             problems.append(f"label_smoothing={self.label_smoothing} (expected 0 <= x < 1)")
         if self.crop_padding < 0:
             problems.append(f"crop_padding={self.crop_padding} (expected >= 0)")
+        if not 0 <= self.random_erasing <= 1:
+            problems.append(f"random_erasing={self.random_erasing} (expected a probability 0..1)")
+        if self.rand_augment is not None and not self.rand_augment.startswith("rand-"):
+            problems.append(f"rand_augment={self.rand_augment!r} (expected a timm RandAugment name like 'rand-m9-mstd0.5')")
+        if self.ema_decay is not None and not 0 < self.ema_decay < 1:
+            problems.append(f"ema_decay={self.ema_decay} (expected 0 < decay < 1)")
+        if self.augment_workers < 0:
+            problems.append(f"augment_workers={self.augment_workers} (expected >= 0)")
+        if self.ema_steps < 1 or (self.norm_weight_decay is not None and self.norm_weight_decay < 0):
+            problems.append(f"ema_steps={self.ema_steps}, norm_weight_decay={self.norm_weight_decay} (expected >= 1, >= 0)")
         if problems:
             raise LmnasError("invalid training recipe: " + "; ".join(problems))
 
