@@ -74,11 +74,13 @@ def run_trials(
     device: str = "auto",
     progress: bool = True,
     search_run: tuple[int, Path] | None = None,
+    policy: str = "refuse",
 ) -> dict[str, Any]:
     """Every strategy × seed at `search_cfg`'s budget; returns (and writes) the summary.
 
     `search_run` = (seed, folder) of the search stage's own run of the method: that trial is
-    read from there instead of being run (and paid for, with an LLM) a second time."""
+    read from there instead of being run (and paid for, with an LLM) a second time. `policy`: what
+    a trial folder holding another run gets (lmnas.search.run_folder)."""
     reused = {(settings.strategies[0], search_run[0]): Path(search_run[1])} if search_run else {}
     runs = [(s, seed) for s in settings.strategies for seed in settings.seeds if (s, seed) not in reused]
     for label, seed in tqdm(runs, desc="trials", disable=not progress):
@@ -88,7 +90,7 @@ def run_trials(
         options = cfg.setdefault("options", {})
         options[strategy] = {**options.get(strategy, {}), **extra}
         search_from_config(cfg, data_dir=data_dir, archgpt_dir=archgpt_dir, out_dir=trial_folder(out_dir, label, seed),
-                           seed=seed, device=device, progress=False)
+                           seed=seed, device=device, progress=False, policy=policy)
     summary = summarise(search_cfg, settings, out_dir, reused)
     write_json(Path(out_dir) / SUMMARY, summary)
     return summary

@@ -14,6 +14,7 @@ def main(smk):
         device=smk.params.device,
         progress=smk.params.progress,
         search_run=(smk.params.seed, Path(smk.input.search_best).parent),
+        policy="workflow",  # as the search stage: changed settings or a forced rerun recompute
     )
 
 
