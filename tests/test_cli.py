@@ -10,8 +10,8 @@ import pytest
 
 from lmnas.cli import main
 
-BENCH = Path(__file__).resolve().parents[2] / "shared" / "benchmarks"
-needs_tables = pytest.mark.skipif(not BENCH.is_dir(), reason="../shared/benchmarks not present")
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_tables import BENCH, needs  # noqa: E402
 
 
 def run_cli(capsys, *argv):
@@ -20,7 +20,7 @@ def run_cli(capsys, *argv):
     return code, out.out, out.err
 
 
-@needs_tables
+@needs("nasbench201_cifar10.json")
 def test_search_writes_best_and_journal_then_resumes(tmp_path, capsys):
     out = tmp_path / "run"
     code, stdout, _ = run_cli(capsys, "search", "--space", "nas-bench-201", "--strategy", "regularized-evolution",
@@ -38,7 +38,7 @@ def test_search_writes_best_and_journal_then_resumes(tmp_path, capsys):
     assert len(keys) == len(set(keys)) == 45
 
 
-@needs_tables
+@needs("nas-bench-macro_cifar10.json")
 def test_arch_prints_params_and_flops_of_the_table(capsys):
     code, stdout, _ = run_cli(capsys, "arch", "--space", "nas-bench-macro", "--genotype", "22212220")
     table = json.loads((BENCH / "nas-bench-macro_cifar10.json").read_text())["22212220"]
@@ -82,7 +82,7 @@ def test_parallel_proxy_search_matches_serial(tmp_path):
     assert journals[1] == journals[2] and len(journals[1]) == 8
 
 
-@needs_tables
+@needs("nas-bench-macro_cifar10.json")
 def test_genius_search_from_the_command_line_then_replayed(tmp_path, capsys, monkeypatch):
     """`lmnas search --strategy genius --llm-base-url URL --llm-model NAME` against a local server."""
     sys.path.insert(0, str(Path(__file__).parent))

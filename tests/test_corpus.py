@@ -6,6 +6,7 @@ import json
 import logging
 import random
 import re
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -24,7 +25,10 @@ from lmnas.encoding import VARIANTS, Vocab, get_variant, parse_text
 from lmnas.errors import LmnasError
 from lmnas.nasbench101 import Record, random_cell
 
-SUBSET = Path(__file__).resolve().parents[2] / "shared" / "benchmarks" / "nas_bench_101_subset.json"
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_tables import BENCH, needs  # noqa: E402
+
+SUBSET = BENCH / "nas_bench_101_subset.json"
 SMALL_VARIANTS = (get_variant("resnet18"), get_variant("shufflenet_v2_x0_5"))
 
 
@@ -94,9 +98,8 @@ def test_encode_corpus_generates_when_allowed(tmp_path: Path, caplog: pytest.Log
     assert again["vocab_size"] == summary["vocab_size"]
 
 
+@needs(SUBSET.name)
 def test_encode_corpus_on_the_shared_subset(tmp_path: Path) -> None:
-    if not SUBSET.is_file():
-        pytest.skip(f"{SUBSET} absent")
     summary = encode_corpus(SUBSET, tmp_path, max_archs=6, variants=SMALL_VARIANTS)
     assert summary["records_source"] == str(SUBSET)
     assert (summary["nb101_cells"], summary["nb101_cells_passing_filter"], summary["pretrain_archs"]) == (292, 199, 6)

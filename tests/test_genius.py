@@ -1,6 +1,6 @@
 """GENIUS end to end: the real `openai` client against a scripted local server, driven by the runner.
 
-NAS-Bench-Macro accuracies come from the real table (../shared/benchmarks); tests skip without it.
+NAS-Bench-Macro accuracies come from the real table (../shared/benchmarks); tests skip without it (fail under CI).
 """
 
 import json
@@ -25,15 +25,13 @@ from lmnas.strategies import create_strategy
 
 TESTS = Path(__file__).resolve().parent
 sys.path.insert(0, str(TESTS))
+from bench_tables import BENCH as BENCHMARKS, needs  # noqa: E402
 from llm_server import Reply, ScriptedServer, adversarial, evaluated, hill_climb, iter_records, scripted, text  # noqa: E402
 
-BENCHMARKS = TESTS.parents[1] / "shared" / "benchmarks"
 KEY = "sk-lmnas-FAKE-genius-9f8e7d6c5b4a3210"
 KEY_ENV = "LMNAS_TEST_KEY"
-needs_macro = pytest.mark.skipif(not (BENCHMARKS / "nas-bench-macro_cifar10.json").is_file(),
-                                 reason="NAS-Bench-Macro table not available")
-needs_nb201 = pytest.mark.skipif(not (BENCHMARKS / "nasbench201_cifar10.json").is_file(),
-                                 reason="NAS-Bench-201 table not available")
+needs_macro = needs("nas-bench-macro_cifar10.json")
+needs_nb201 = needs("nasbench201_cifar10.json")
 
 
 @pytest.fixture(autouse=True)

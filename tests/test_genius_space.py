@@ -3,6 +3,7 @@
 import json
 import random
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,10 @@ from lmnas.errors import LmnasError
 from lmnas.models import measure
 from lmnas.spaces import create_space
 
-TRANSCRIPTS = Path(__file__).resolve().parents[2] / "shared" / "benchmarks" / "genius_transcripts" / "chat_history"
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_tables import BENCH, TRANSCRIPTS as TRANSCRIPTS_DIR, require  # noqa: E402
+
+TRANSCRIPTS = BENCH / TRANSCRIPTS_DIR
 
 # As trained in GENIUS imagenet/script/script.sh (--arch lists).
 GENIUS_329 = (1, 0, 0, 0, 1, 0, 1, 0, 1, 1, 1, 0, 4, 0, 4, 3, 0, 0, 4, 3, 0, 4, 4, 0, 5, 0, 5, 5, 5, 0)
@@ -25,10 +29,8 @@ EXPERIMENT = re.compile(
 
 
 def transcript(name: str) -> list[dict]:
-    path = TRANSCRIPTS / name
-    if not path.exists():
-        pytest.skip(f"{path} not found (the shared benchmarks sit beside the repo)")
-    return json.loads(path.read_text())
+    require(f"{TRANSCRIPTS_DIR}/{name}")
+    return json.loads((TRANSCRIPTS / name).read_text())
 
 
 def best_experiment(messages: list[dict]) -> tuple[tuple[int, ...], int, float]:

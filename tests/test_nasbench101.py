@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import random
+import sys
 from pathlib import Path
 
 import pyarrow as pa
@@ -27,7 +28,9 @@ from lmnas.nasbench101.tfrecord import (
 )
 from lmnas.nasbench101.tfrecord import _crc32c_python
 
-BENCH = Path(__file__).resolve().parents[2] / "shared" / "benchmarks"
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_tables import BENCH, require  # noqa: E402
+
 SUBSET = BENCH / "nas_bench_101_subset.json"
 CURVES = BENCH / "nas_bench_101_hash_curves_20k.json"
 
@@ -64,8 +67,7 @@ INCEPTION_CELL = CellSpec(
 
 
 def _subset() -> dict:
-    if not SUBSET.is_file():
-        pytest.skip(f"{SUBSET} absent")
+    require(SUBSET.name)
     return json.loads(SUBSET.read_text())
 
 
@@ -306,8 +308,7 @@ def test_params_match_official_counts_by_hash() -> None:
     """The official count belongs to the vertex order stored in the tfrecord: the remainder
     channels go to the lowest-numbered vertices, so isomorphic orders can differ slightly."""
     data = _subset()
-    if not CURVES.is_file():
-        pytest.skip(f"{CURVES} absent")
+    require(CURVES.name)
     curves = json.loads(CURVES.read_text())
     cells = {e["nb101_hash"]: CellSpec(e["pruned_matrix"], e["pruned_ops"]) for e in data.values()}
     common = sorted(h for h in cells if h in curves)

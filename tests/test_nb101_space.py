@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import json
 import random
+import sys
 from pathlib import Path
 
 import pytest
@@ -18,10 +19,12 @@ from lmnas.nasbench101 import CellSpec, build_network, count_parameters, random_
 from lmnas.spaces import create_space
 from lmnas.spaces.nas_bench_101 import canonical_cell, cell_key
 
-BENCH = Path(__file__).resolve().parents[2] / "shared" / "benchmarks"
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_tables import BENCH, needs  # noqa: E402
+
 SUBSET = BENCH / "nas_bench_101_subset.json"
 CURVES = BENCH / "nas_bench_101_hash_curves_20k.json"
-needs_tables = pytest.mark.skipif(not (SUBSET.is_file() and CURVES.is_file()), reason=f"NAS-Bench-101 tables not in {BENCH}")
+needs_tables = needs(SUBSET.name, CURVES.name)
 
 I, C3, C1, MP, O = "input", "conv3x3-bn-relu", "conv1x1-bn-relu", "maxpool3x3", "output"
 # The first cell of NAS-Bench-101 in hash order (published hash, 8,555,530 params; in the 20k file).
