@@ -30,12 +30,19 @@ def test_search_writes_best_and_journal_then_resumes(tmp_path, capsys):
     assert set(best) >= {"genotype", "accuracy", "test_accuracy", "evaluations"}
     assert best["evaluations"] == 30 == pq.read_table(out / "journal.parquet").num_rows
     assert json.loads(stdout)["genotype"] == best["genotype"]
+    # the best is the journal's most accurate row, with the table's own numbers for that cell
+    table = json.loads((BENCH / "nasbench201_cifar10.json").read_text())
+    journal = pq.read_table(out / "journal.parquet").to_pylist()
+    assert all(r["metric_accuracy"] == table[r["key"]]["val_acc_200"] for r in journal)
+    assert best["accuracy"] == max(r["metric_accuracy"] for r in journal) == table[best["genotype"]]["val_acc_200"]
+    assert best["test_accuracy"] == table[best["genotype"]]["test_acc_200"]
     code, _, _ = run_cli(capsys, "search", "--space", "nas-bench-201", "--strategy", "regularized-evolution",
                          "--budget", "45", "--seed", "1", "--out", str(out), "--quiet")
     best = json.loads((out / "best.json").read_text())
     assert code == 0 and best["evaluations"] == 45 and best["resumed_from"] == 30
     keys = pq.read_table(out / "journal.parquet").column("key").to_pylist()
     assert len(keys) == len(set(keys)) == 45
+    assert best["accuracy"] == max(table[k]["val_acc_200"] for k in keys)
 
 
 @needs("nas-bench-macro_cifar10.json")
