@@ -1,5 +1,6 @@
 """Every registered strategy through the ask/tell contract (a new one is tested for free)."""
 
+import random
 import sys
 from pathlib import Path
 
@@ -37,6 +38,21 @@ def trace(name, seed, rounds=30):
 def test_deterministic_per_seed(name):
     assert trace(name, 0) == trace(name, 0)
     assert trace(name, 0) != trace(name, 1)
+
+
+# How many of the first asks are plain draws of space.sample from random.Random(seed) (the default
+# settings: random search always, GA its population of 30, regularized evolution its 20).
+RANDOM_START = {"random": 30, "ga": 30, "regularized-evolution": 20}
+
+
+@pytest.mark.parametrize("name", sorted(RANDOM_START))
+def test_the_random_start_is_the_seeded_sample(name):
+    space, rng = create_space("gptnas-blocks", **SPACE), random.Random(4)
+    drawn = [space.key(space.sample(rng)) for _ in range(RANDOM_START[name])]
+    asked = trace(name, 4)
+    assert asked[: len(drawn)] == drawn
+    if name != "random":  # then evolution: children, not more draws of the same generator
+        assert len(asked) > len(drawn) and asked[len(drawn):] != [space.key(space.sample(rng)) for _ in asked[len(drawn):]]
 
 
 def test_mask_rate_decays_linearly_to_zero():
