@@ -77,9 +77,17 @@ def test_ten_iterations_then_offline_replay_is_identical(tmp_path, monkeypatch):
     requests = transcript(tmp_path / "live", "request")
     assert [r["request_sha256"] for r in requests] == server.request_hashes()
     assert [r["outcome"]["keys"][0] for r in requests] == [key for _, key, _, _ in rows]
-    for r in requests:
+    for r, sent in zip(requests, server.requests, strict=True):
         assert r["model"] == "scripted" and r["temperature"] == 0.0 and r["seed"] == 0 and r["max_tokens"] is None
-        assert r["latency_s"] > 0 and r["finished_at"] >= r["started_at"] and r["usage"]["total_tokens"] > 0
+        assert r["latency_s"] > 0 and r["finished_at"] == r["started_at"] + r["latency_s"]
+        # the server's usage (words, see llm_server.py), recomputed from what it was sent and answered
+        prompt = sum(len(m["content"].split()) for m in sent["messages"])
+        completion = len(r["response"].split())
+        assert r["usage"] == {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+    # every accuracy is the NAS-Bench-Macro row of its key (mean_acc is its one, test, metric)
+    table = json.loads((BENCHMARKS / "nas-bench-macro_cifar10.json").read_text())
+    assert [m for *_, m in rows] == [{"accuracy": table[key]["mean_acc"], "test_accuracy": table[key]["mean_acc"],
+                                      "std": table[key]["std"]} for _, key, _, _ in rows]
     # the fresh-mode prompt carries every result so far, GENIUS style
     last_prompt = server.requests[-1]["messages"][-1]["content"]
     assert len(evaluated(server.requests[-1])) == 9 and "Please suggest a better operation ID list" in last_prompt
@@ -288,8 +296,12 @@ def test_conversation_mode_reports_each_result_in_one_chat(tmp_path):
     assert [m["role"] for m in third] == ["system", "user", "assistant", "user", "assistant", "user"]
     assert second[:2] == first and third[:4] == second
     assert second[2]["content"] == NB201_ANSWERS[0]
-    assert "With the block [3, 1, 3, 1, 3, 3] we achieved an accuracy of" in second[3]["content"]
-    assert len(journal(tmp_path)) == 3
+    space = create_space("nas-bench-201")
+    first_key = space.key(space.validate([3, 1, 3, 1, 3, 3]))
+    accuracy = json.loads((BENCHMARKS / "nasbench201_cifar10.json").read_text())[first_key]["val_acc_200"]
+    assert f"With the block [3, 1, 3, 1, 3, 3] we achieved an accuracy of {accuracy:.2f}%" in second[3]["content"]
+    assert [key for _, key, _, _ in journal(tmp_path)] == [
+        space.key(space.validate(json.loads(a[a.index("["):a.index("]") + 1]))) for a in NB201_ANSWERS]
 
 
 class FlopsEvaluator(Evaluator):
