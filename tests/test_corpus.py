@@ -105,8 +105,15 @@ def test_encode_corpus_on_the_shared_subset(tmp_path: Path) -> None:
     assert (summary["nb101_cells"], summary["nb101_cells_passing_filter"], summary["pretrain_archs"]) == (292, 199, 6)
     pretrain = pq.read_table(tmp_path / "pretrain.parquet")
     finetune = pq.read_table(tmp_path / "finetune.parquet")
-    accs = pretrain.column("val_accuracy").to_pylist()
-    assert accs == sorted(accs, reverse=True) and min(accs) >= 0.90 and max(accs) < 0.95
+    # the 6 best cells, read here from the raw file: runs of one cell (module hash) averaged, as fractions
+    runs: dict[str, list[float]] = {}
+    for entry in json.loads(SUBSET.read_text()).values():
+        runs.setdefault(entry["nb101_hash"], []).append(entry["val_acc_108"] / 100)
+    means = {h: sum(r) / len(r) for h, r in runs.items()}
+    assert (len(means), sum(m >= 0.90 for m in means.values())) == (292, 199)
+    best = sorted(means.items(), key=lambda kv: -kv[1])[:6]
+    assert pretrain.column("arch_id").to_pylist() == [h for h, _ in best]
+    assert pretrain.column("val_accuracy").to_pylist() == pytest.approx([m for _, m in best], abs=1e-12)
     vocab = Vocab.load(tmp_path / "vocab.json")
     assert len(vocab) == summary["vocab_size"]
     seen = Counter(s for t in (pretrain, finetune) for seq in t.column("structures").to_pylist() for s in seq)
