@@ -263,7 +263,8 @@ def test_input_size_resizes_on_the_device():
     model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 12 * 12, 4))
     train, val = quadrant_task(64, 0), quadrant_task(32, 1)
     result = fit(model, train, val, recipe(epochs=1, crop_padding=0), input_size=12)
-    assert result.val_acc is not None
+    loss, acc = evaluate(model, val, mean=MEAN, std=STD, device="cpu", batch_size=32, input_size=12)
+    assert (result.val_loss, result.val_acc) == (pytest.approx(loss, rel=1e-6), acc)  # the final model, at 12 px
     with pytest.raises(RuntimeError):
         fit(model, train, val, recipe(epochs=1, crop_padding=0))
 
