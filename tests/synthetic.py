@@ -1,7 +1,10 @@
 """A cheap, deterministic evaluator for runner/strategy tests: fitness from the key alone."""
 
+import random
 import time
 import zlib
+
+import torch
 
 from lmnas.evaluation.base import EvalResult, Evaluator
 
@@ -23,3 +26,10 @@ class SyntheticEvaluator(Evaluator):
         score = sum(WEIGHTS[b] for b in genotype) / len(genotype)
         noise = (zlib.crc32(f"{seed}:{key}".encode()) % 1000) / 1000
         return EvalResult(metrics={"accuracy": 50 + 10 * score + noise}, cost_s=self.delay_s)
+
+
+def reseed_globals(seed: int) -> None:
+    """Put Python's and torch's global generators in another state: a run that is deterministic
+    per its own seed gives the same result whatever this was."""
+    random.seed(seed)
+    torch.manual_seed(seed)

@@ -10,8 +10,8 @@ import pytest
 
 from lmnas.cli import main
 
-BENCH = Path(__file__).resolve().parents[2] / "shared" / "benchmarks"
-needs_tables = pytest.mark.skipif(not BENCH.is_dir(), reason="../shared/benchmarks not present")
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_tables import BENCH, needs  # noqa: E402
 
 
 def run_cli(capsys, *argv):
@@ -20,7 +20,7 @@ def run_cli(capsys, *argv):
     return code, out.out, out.err
 
 
-@needs_tables
+@needs("nasbench201_cifar10.json")
 def test_search_writes_best_and_journal_then_resumes(tmp_path, capsys):
     out = tmp_path / "run"
     code, stdout, _ = run_cli(capsys, "search", "--space", "nas-bench-201", "--strategy", "regularized-evolution",
@@ -30,15 +30,22 @@ def test_search_writes_best_and_journal_then_resumes(tmp_path, capsys):
     assert set(best) >= {"genotype", "accuracy", "test_accuracy", "evaluations"}
     assert best["evaluations"] == 30 == pq.read_table(out / "journal.parquet").num_rows
     assert json.loads(stdout)["genotype"] == best["genotype"]
+    # the best is the journal's most accurate row, with the table's own numbers for that cell
+    table = json.loads((BENCH / "nasbench201_cifar10.json").read_text())
+    journal = pq.read_table(out / "journal.parquet").to_pylist()
+    assert all(r["metric_accuracy"] == table[r["key"]]["val_acc_200"] for r in journal)
+    assert best["accuracy"] == max(r["metric_accuracy"] for r in journal) == table[best["genotype"]]["val_acc_200"]
+    assert best["test_accuracy"] == table[best["genotype"]]["test_acc_200"]
     code, _, _ = run_cli(capsys, "search", "--space", "nas-bench-201", "--strategy", "regularized-evolution",
                          "--budget", "45", "--seed", "1", "--out", str(out), "--quiet")
     best = json.loads((out / "best.json").read_text())
     assert code == 0 and best["evaluations"] == 45 and best["resumed_from"] == 30
     keys = pq.read_table(out / "journal.parquet").column("key").to_pylist()
     assert len(keys) == len(set(keys)) == 45
+    assert best["accuracy"] == max(table[k]["val_acc_200"] for k in keys)
 
 
-@needs_tables
+@needs("nas-bench-macro_cifar10.json")
 def test_arch_prints_params_and_flops_of_the_table(capsys):
     code, stdout, _ = run_cli(capsys, "arch", "--space", "nas-bench-macro", "--genotype", "22212220")
     table = json.loads((BENCH / "nas-bench-macro_cifar10.json").read_text())["22212220"]
@@ -82,7 +89,7 @@ def test_parallel_proxy_search_matches_serial(tmp_path):
     assert journals[1] == journals[2] and len(journals[1]) == 8
 
 
-@needs_tables
+@needs("nas-bench-macro_cifar10.json")
 def test_genius_search_from_the_command_line_then_replayed(tmp_path, capsys, monkeypatch):
     """`lmnas search --strategy genius --llm-base-url URL --llm-model NAME` against a local server."""
     sys.path.insert(0, str(Path(__file__).parent))

@@ -20,11 +20,25 @@ def test_default_config_is_valid():
 
 @pytest.mark.parametrize("paper", sorted((REPO / "config" / "paper").glob("*.yaml")), ids=lambda p: p.name)
 def test_paper_configs_merge_into_valid_configs(paper, tmp_path):
-    merged = merge(default_config(), load_yaml(paper))
+    paper_values = load_yaml(paper)
+    merged = merge(default_config(), paper_values)
     # Paper configs point at real datasets that are not on this machine: only the schema is checked.
     from lmnas.config import validate
 
     validate(merged, str(paper))
+
+    def leaves(tree, path=()):
+        for k, v in tree.items():
+            yield from leaves(v, path + (k,)) if isinstance(v, dict) else [(path + (k,), v)]
+
+    def at(tree, path):
+        for k in path:
+            tree = tree[k]
+        return tree
+
+    # every value the paper config sets is the merged config's value (nothing dropped or shadowed)
+    for path, value in leaves(paper_values):
+        assert at(merged, path) == value, ".".join(map(str, path))
 
 
 def test_negative_population_names_the_field():
@@ -88,9 +102,18 @@ def test_settings_the_factory_does_not_take_are_named():
 
 
 def test_switching_space_in_an_override_ignores_the_other_spaces_options():
-    config = merge(default_config(), {"search": {"space": "nas-bench-201", "strategy": "regularized-evolution",
-                                                  "evaluator": "table"}, "retrain": {"enabled": False}})
-    resolve(config, REPO)
+    override = {"search": {"space": "nas-bench-201", "strategy": "regularized-evolution", "evaluator": "table"},
+                "retrain": {"enabled": False}}
+    config = merge(default_config(), override)
+    assert config["search"]["options"]["gptnas-blocks"]  # the default space's options are still there...
+    cfg = resolve(config, REPO)  # ...and ignored: they do not fit nas-bench-201, yet nothing is refused
+    search = cfg.raw["search"]
+    assert (search["space"], search["strategy"], search["evaluator"]) == ("nas-bench-201", "regularized-evolution", "table")
+    assert cfg.raw["retrain"]["enabled"] is False
+    # the selected names' own options are still checked
+    bad = merge(config, {"search": {"options": {"regularized-evolution": {"populaton": 5}}}})
+    with pytest.raises(LmnasError, match=r"search\.options\.regularized-evolution: .*'populaton'"):
+        resolve(bad, REPO)
 
 
 def test_options_for_unregistered_names_are_rejected():

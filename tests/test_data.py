@@ -103,7 +103,10 @@ def test_class_filter_remaps_in_the_given_order(tmp_path: Path) -> None:
     digits = load_digits()
     nines = {np.rint(img * 255 / 16).astype(np.uint8).tobytes() for img in digits.images[digits.target == 9]}
     assert all(row.numpy().tobytes() in nines for row in images[labels == 0])
-    assert (labels == 0).sum().item() < DIGIT_COUNTS[9]  # the cap dropped some train rows
+    # the cap dropped train rows only: 20 nines in train, val and test keep their stratified shares
+    kept = sum(manifest["splits"][s]["class_counts"][0] for s in ("train", "val", "test"))
+    assert (labels == 0).sum().item() == kept == 20 + sum(manifest["splits"][s]["class_counts"][0] for s in ("val", "test"))
+    assert kept < DIGIT_COUNTS[9]
 
 
 def test_same_seed_gives_byte_identical_output(tmp_path: Path) -> None:
@@ -123,8 +126,10 @@ def test_same_seed_gives_byte_identical_output(tmp_path: Path) -> None:
 
 def test_rerun_with_fewer_shards_removes_stale_ones(tmp_path: Path) -> None:
     spec = DatasetSpec("digits", classes=[0, 1])
-    prepare_dataset(spec, tmp_path, seed=0, shard_rows=50)
-    assert len(list(tmp_path.glob("train-*.parquet"))) > 1
+    manifest = prepare_dataset(spec, tmp_path, seed=0, shard_rows=50)
+    train_shards = -(-manifest["splits"]["train"]["count"] // 50)  # ceil: 50 rows a shard
+    assert sorted(p.name for p in tmp_path.glob("train-*.parquet")) == [
+        f"train-{i:05d}-of-{train_shards:05d}.parquet" for i in range(train_shards)] and train_shards > 1
     prepare_dataset(spec, tmp_path, seed=0)
     assert sorted(p.name for p in tmp_path.glob("*.parquet")) == [
         "test-00000-of-00001.parquet", "train-00000-of-00001.parquet", "val-00000-of-00001.parquet"
@@ -139,7 +144,9 @@ def test_verify_catches_a_corrupted_shard(tmp_path: Path) -> None:
     shard.write_bytes(bytes(raw))
     with pytest.raises(LmnasError, match="val-00000-of-00001.parquet is corrupted"):
         load_split(tmp_path, "val", verify=True)
-    load_split(tmp_path, "train", verify=True)  # untouched shards still pass
+    images, labels = load_split(tmp_path, "train", verify=True)  # untouched shards still pass
+    assert torch.bincount(labels).tolist() == read_manifest(tmp_path)["splits"]["train"]["class_counts"]
+    assert images.shape == (len(labels), 1, 8, 8)
 
 
 def test_missing_manifest_and_unknown_split(tmp_path: Path, digits_dir: Path) -> None:

@@ -77,6 +77,24 @@ def read_rows(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
+def saved_model_on_test(prepared: Path, out: str) -> tuple[float, float, int]:
+    """(loss, accuracy) of out/model.safetensors on the whole test split, evaluated here in one
+    process, and the train split's size: what a run's metrics.json must report."""
+    from lmnas.data import load_split, read_manifest
+    from lmnas.spaces import create_space
+    from lmnas.training import evaluate
+
+    best = json.loads((prepared / "best.json").read_text())
+    settings = dict(best["space"])
+    space = create_space(settings.pop("name"), **settings)
+    model = space.build(space.parse(best["genotype"]))
+    model.load_state_dict(load_file(prepared / out / "model.safetensors"))
+    manifest = read_manifest(prepared / "data")
+    loss, acc = evaluate(model, load_split(prepared / "data", "test"), mean=manifest["mean"], std=manifest["std"],
+                         device="cpu", batch_size=64)
+    return loss, acc, manifest["splits"]["train"]["count"]
+
+
 # ---- helpers, no processes launched --------------------------------------------------
 
 
@@ -119,10 +137,14 @@ def test_non_divisible_batch_is_refused_before_launching(prepared, tmp_path):
     assert not any(tmp_path.iterdir())
 
 
-def test_single_process_entry_point(one_rank):
+def test_single_process_entry_point(prepared, one_rank):
     metrics = one_rank
     assert metrics["world_size"] == 1 and metrics["epochs"] == 2 and metrics["genotype"] == "conv-basic-conv"
     assert metrics["test_acc"] > 0.75  # chance is 1/3
+    loss, acc, n_train = saved_model_on_test(prepared, "one")
+    assert (metrics["test_acc"], metrics["test_loss"]) == (acc, pytest.approx(loss, rel=1e-6))
+    assert metrics["images_seen"] == 2 * n_train
+    assert metrics["train_loss"] == float(read_rows(prepared / "one" / "log.csv")[-1]["train_loss"])
 
 
 # ---- torchrun, 2 gloo ranks ----------------------------------------------------------
@@ -134,7 +156,11 @@ def test_two_ranks_write_the_artefacts_once(prepared, two_ranks):
     out = prepared / "two"
     assert metrics["world_size"] == 2 and metrics["epochs"] == 2 and metrics["resumed_from_epoch"] == 0
     assert metrics["recipe"] == TrainRecipe.from_dict(RECIPE).to_dict() and metrics["device"] == "cpu"
-    assert 0 < metrics["train_loss"] < 1.2 and metrics["test_loss"] > 0 and metrics["images_seen"] > 0
+    # the sharded test evaluation of 2 ranks = the saved model evaluated whole, in one process
+    loss, acc, n_train = saved_model_on_test(prepared, "two")
+    assert (metrics["test_acc"], metrics["test_loss"]) == (acc, pytest.approx(loss, rel=1e-5))
+    assert metrics["images_seen"] == 2 * n_train  # every train image once per epoch, over both ranks
+    assert metrics["train_loss"] == float(read_rows(out / "log.csv")[-1]["train_loss"]) < 1.2
     assert sorted(p.name for p in out.iterdir()) == ["checkpoints", "log.csv", "metrics.json", "model.safetensors"]
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["epoch-0002.pt", "epoch-0002.safetensors"]
     assert [r["epoch"] for r in read_rows(out / "log.csv")] == ["1", "2"]

@@ -1,6 +1,6 @@
 """GENIUS end to end: the real `openai` client against a scripted local server, driven by the runner.
 
-NAS-Bench-Macro accuracies come from the real table (../shared/benchmarks); tests skip without it.
+NAS-Bench-Macro accuracies come from the real table (../shared/benchmarks); tests skip without it (fail under CI).
 """
 
 import json
@@ -25,15 +25,13 @@ from lmnas.strategies import create_strategy
 
 TESTS = Path(__file__).resolve().parent
 sys.path.insert(0, str(TESTS))
+from bench_tables import BENCH as BENCHMARKS, needs  # noqa: E402
 from llm_server import Reply, ScriptedServer, adversarial, evaluated, hill_climb, iter_records, scripted, text  # noqa: E402
 
-BENCHMARKS = TESTS.parents[1] / "shared" / "benchmarks"
 KEY = "sk-lmnas-FAKE-genius-9f8e7d6c5b4a3210"
 KEY_ENV = "LMNAS_TEST_KEY"
-needs_macro = pytest.mark.skipif(not (BENCHMARKS / "nas-bench-macro_cifar10.json").is_file(),
-                                 reason="NAS-Bench-Macro table not available")
-needs_nb201 = pytest.mark.skipif(not (BENCHMARKS / "nasbench201_cifar10.json").is_file(),
-                                 reason="NAS-Bench-201 table not available")
+needs_macro = needs("nas-bench-macro_cifar10.json")
+needs_nb201 = needs("nasbench201_cifar10.json")
 
 
 @pytest.fixture(autouse=True)
@@ -79,9 +77,17 @@ def test_ten_iterations_then_offline_replay_is_identical(tmp_path, monkeypatch):
     requests = transcript(tmp_path / "live", "request")
     assert [r["request_sha256"] for r in requests] == server.request_hashes()
     assert [r["outcome"]["keys"][0] for r in requests] == [key for _, key, _, _ in rows]
-    for r in requests:
+    for r, sent in zip(requests, server.requests, strict=True):
         assert r["model"] == "scripted" and r["temperature"] == 0.0 and r["seed"] == 0 and r["max_tokens"] is None
-        assert r["latency_s"] > 0 and r["finished_at"] >= r["started_at"] and r["usage"]["total_tokens"] > 0
+        assert r["latency_s"] > 0 and r["finished_at"] == r["started_at"] + r["latency_s"]
+        # the server's usage (words, see llm_server.py), recomputed from what it was sent and answered
+        prompt = sum(len(m["content"].split()) for m in sent["messages"])
+        completion = len(r["response"].split())
+        assert r["usage"] == {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+    # every accuracy is the NAS-Bench-Macro row of its key (mean_acc is its one, test, metric)
+    table = json.loads((BENCHMARKS / "nas-bench-macro_cifar10.json").read_text())
+    assert [m for *_, m in rows] == [{"accuracy": table[key]["mean_acc"], "test_accuracy": table[key]["mean_acc"],
+                                      "std": table[key]["std"]} for _, key, _, _ in rows]
     # the fresh-mode prompt carries every result so far, GENIUS style
     last_prompt = server.requests[-1]["messages"][-1]["content"]
     assert len(evaluated(server.requests[-1])) == 9 and "Please suggest a better operation ID list" in last_prompt
@@ -291,9 +297,13 @@ def test_conversation_mode_reports_each_result_in_one_chat(tmp_path):
     assert second[:2] == first and third[:4] == second
     assert second[2]["content"] == NB201_ANSWERS[0]
     # GENIUS's turn: the result of "this model" (the one just proposed) and a request for a rationale
-    assert second[3]["content"].startswith("By using this model, we achieved an accuracy of ")
+    space = create_space("nas-bench-201")
+    first_key = space.key(space.validate([3, 1, 3, 1, 3, 3]))
+    accuracy = json.loads((BENCHMARKS / "nasbench201_cifar10.json").read_text())[first_key]["val_acc_200"]
+    assert second[3]["content"].startswith(f"By using this model, we achieved an accuracy of {accuracy:.3f}%")
     assert "provide a rationale" in second[3]["content"]
-    assert len(journal(tmp_path)) == 3
+    assert [key for _, key, _, _ in journal(tmp_path)] == [
+        space.key(space.validate(json.loads(a[a.rindex("["):a.rindex("]") + 1]))) for a in NB201_ANSWERS]
 
 
 class FlopsEvaluator(Evaluator):

@@ -3,6 +3,7 @@
 import json
 import random
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,10 @@ from lmnas.errors import LmnasError
 from lmnas.models import measure
 from lmnas.spaces import create_space
 
-TRANSCRIPTS = Path(__file__).resolve().parents[2] / "shared" / "benchmarks" / "genius_transcripts" / "chat_history"
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_tables import BENCH, TRANSCRIPTS as TRANSCRIPTS_DIR, require  # noqa: E402
+
+TRANSCRIPTS = BENCH / TRANSCRIPTS_DIR
 
 # As trained in GENIUS imagenet/script/script.sh (--arch lists).
 GENIUS_329 = (1, 0, 0, 0, 1, 0, 1, 0, 1, 1, 1, 0, 4, 0, 4, 3, 0, 0, 4, 3, 0, 4, 4, 0, 5, 0, 5, 5, 5, 0)
@@ -25,10 +29,8 @@ EXPERIMENT = re.compile(
 
 
 def transcript(name: str) -> list[dict]:
-    path = TRANSCRIPTS / name
-    if not path.exists():
-        pytest.skip(f"{path} not found (the shared benchmarks sit beside the repo)")
-    return json.loads(path.read_text())
+    require(f"{TRANSCRIPTS_DIR}/{name}")
+    return json.loads((TRANSCRIPTS / name).read_text())
 
 
 def best_experiment(messages: list[dict]) -> tuple[tuple[int, ...], int, float]:
@@ -60,7 +62,7 @@ def test_key_round_trip_and_canonical_form(space):
     assert space.validate(first_skip)[:6] == (0, 3, 0, 0, 0, 0)
     # Same network whatever the positions of the later skips.
     a, b = space.build(GENIUS_329), space.build(space.validate(GENIUS_329))
-    assert sum(p.numel() for p in a.parameters()) == sum(p.numel() for p in b.parameters())
+    assert sum(p.numel() for p in a.parameters()) == sum(p.numel() for p in b.parameters()) == 6_967_464
 
 
 def test_validation_names_what_is_wrong(space):
@@ -88,10 +90,10 @@ def test_flops_table_equals_the_genius_prompt(space):
 
 
 @pytest.mark.parametrize(
-    "name, expected, reported, params_m",
-    [("329M.json", GENIUS_329, 329, 7.0), ("401M.json", GENIUS_401, 401, 7.5)],  # params: GENIUS README
+    "name, expected, reported, params_m, params",  # params_m: GENIUS README; params: the exact count
+    [("329M.json", GENIUS_329, 329, 7.0, 6_967_464), ("401M.json", GENIUS_401, 401, 7.5, 7_452_328)],
 )
-def test_genius_networks_from_the_transcripts(space, name, expected, reported, params_m):
+def test_genius_networks_from_the_transcripts(space, name, expected, reported, params_m, params):
     ops, flops, _ = best_experiment(transcript(name))
     assert ops == expected and flops == reported
     model = space.build(ops)
@@ -99,8 +101,8 @@ def test_genius_networks_from_the_transcripts(space, name, expected, reported, p
     # Our counter (conv/linear MACs) equals the analytic count; GENIUS's count adds batch norm.
     assert counted["flops"] == space.macs(ops)
     assert space.flops(ops) / 1e6 == pytest.approx(reported, abs=0.5)
-    assert counted["params"] / 1e6 == pytest.approx(params_m, abs=0.05)
-    assert counted["flops"] / 1e6 == pytest.approx({329: 306.97, 401: 372.26}[reported], abs=0.01)
+    assert counted["params"] / 1e6 == pytest.approx(params_m, abs=0.05) and counted["params"] == params
+    assert counted["flops"] == {329: 306_968_192, 401: 372_264_320}[reported]
 
 
 def test_analytic_macs_equal_flop_counter_at_odd_sizes():
@@ -132,7 +134,7 @@ def test_operators_respect_flops_limits():
     assert all(limited.check_constraints(g) is None for g in population)
     assert len(set(population)) == 30
     children = [limited.mutate(g, rng) for g in population]
-    assert sum(limited.check_constraints(c) is None for c in children) >= 28
+    assert sum(limited.check_constraints(c) is None for c in children) == 30  # seed 0: every child fits
     assert all(c != g for c, g in zip(children, population))
 
 

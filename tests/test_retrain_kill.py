@@ -42,7 +42,8 @@ def test_kill_minus_nine_during_retrain_resumes_exactly(tmp_path):
     assert not (killed / "metrics.json").exists(), "killed too late: training had already finished"
     subprocess.run(retrain_cmd(best, data, killed), env=env, check=True)
     metrics = json.loads((killed / "metrics.json").read_text())
-    assert metrics["resumed_from_epoch"] >= 2
+    assert 2 <= metrics["resumed_from_epoch"] < RECIPE["epochs"]  # the last checkpoint before the kill
+    assert metrics["epochs"] == RECIPE["epochs"]
 
     straight = tmp_path / "straight"
     subprocess.run(retrain_cmd(best, data, straight), env=env, check=True)

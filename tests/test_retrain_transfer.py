@@ -10,14 +10,14 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
+import lmnas.data as data
+import lmnas.retrain as retrain_module
 from lmnas.errors import LmnasError
 from lmnas.io import read_json
+from lmnas.retrain import retrain
 from lmnas.training import TrainRecipe, evaluate
+from lmnas.transfer import find_classifier, transfer
 
-data = pytest.importorskip("lmnas.data")
-import lmnas.retrain as retrain_module  # noqa: E402
-from lmnas.retrain import retrain  # noqa: E402
-from lmnas.transfer import find_classifier, transfer  # noqa: E402
 
 RECIPE = TrainRecipe(epochs=3, batch_size=64, lr=0.05, crop_padding=1, flip=False, schedule="cosine")
 
@@ -115,7 +115,15 @@ def test_transfer_swaps_the_head_and_reports(digits, source_weights, tmp_path):
     assert metrics["source_sha256"] == hashlib.sha256(weights.read_bytes()).hexdigest()
     assert metrics["stage"] == "transfer" and metrics["input_size"] == 12 and metrics["classifier"] == "5"
     assert metrics["test_acc"] > 0.5 and metrics["dataset"]["num_classes"] == 3  # chance is 1/3
-    assert 0 <= metrics["scratch_test_acc"] <= 1
+    # both reported test accuracies are those of the saved weights, evaluated here at the 12 px input size
+    manifest = data.read_manifest(target)
+    test_split = data.load_split(target, "test")
+    for folder, key in (("transfer", "test_acc"), ("transfer/scratch", "scratch_test_acc")):
+        saved = small_net(num_classes=3, seed=99)
+        saved.load_state_dict(load_file(tmp_path / folder / "model.safetensors"))
+        _, acc = evaluate(saved, test_split, mean=manifest["mean"], std=manifest["std"], device="cpu",
+                          batch_size=50, input_size=12)
+        assert metrics[key] == acc, folder
     assert metrics["gain_over_scratch"] == pytest.approx(metrics["test_acc"] - metrics["scratch_test_acc"])
     assert (tmp_path / "transfer" / "log.csv").read_text().count("\n") == 3  # header + 2 epochs
     assert data.read_manifest(target) and (tmp_path / "transfer" / "scratch" / "metrics.json").exists()

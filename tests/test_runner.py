@@ -1,5 +1,6 @@
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -13,7 +14,7 @@ from lmnas.spaces import create_space
 from lmnas.strategies import create_strategy
 
 sys.path.insert(0, str(Path(__file__).parent))
-from synthetic import SyntheticEvaluator  # noqa: E402
+from synthetic import SyntheticEvaluator, reseed_globals  # noqa: E402
 
 SPACE = {"min_blocks": 3, "max_blocks": 6, "stage_widths": [16, 32, 64], "input_shape": [1, 8, 8], "num_classes": 5}
 
@@ -38,7 +39,9 @@ def test_budget_is_exact_and_keys_are_distinct(tmp_path):
 
 
 def test_same_seed_identical_journal(tmp_path):
+    reseed_globals(1)
     run(tmp_path / "a", population=8, generations=4, budget=100)
+    reseed_globals(2)  # other global RNG states: only the seed may decide
     run(tmp_path / "b", population=8, generations=4, budget=100)
     strip = lambda p: [{k: v for k, v in json.loads(l).items() if k != "finished_at"} for l in Path(p).read_text().splitlines()]
     assert strip(tmp_path / "a/journal.jsonl") == strip(tmp_path / "b/journal.jsonl")
@@ -61,8 +64,10 @@ def test_torn_last_line_is_dropped_and_rewritten(tmp_path):
     path.write_text(path.read_text() + '{"key": "conv-co')  # a kill mid-write
     journal = Journal(path)
     assert len(journal) == 10
-    resumed, _ = run(tmp_path, population=8, generations=6, budget=12)
-    assert len(keys(path)) == 12
+    resumed, evaluator = run(tmp_path, population=8, generations=6, budget=12)
+    assert resumed.resumed_from == 10 and len(evaluator.calls) == 2
+    run(tmp_path / "straight", population=8, generations=6, budget=12)
+    assert keys(path) == keys(tmp_path / "straight" / "journal.jsonl")  # no trace of the torn line
 
 
 def test_ga_improves_over_its_initial_population(tmp_path):
@@ -73,8 +78,14 @@ def test_ga_improves_over_its_initial_population(tmp_path):
 
 
 def test_random_search_runs(tmp_path):
-    outcome, _ = run(tmp_path, strategy="random", budget=25)
-    assert len(outcome.journal) == 25
+    outcome, evaluator = run(tmp_path, strategy="random", budget=25)
+    space, rng = create_space("gptnas-blocks", **SPACE), random.Random(0)
+    drawn = [space.sample(rng) for _ in range(25)]  # random search = the seeded sampler, in order
+    rows = outcome.journal.rows
+    assert [r["key"] for r in rows] == [space.key(g) for g in drawn] == evaluator.calls
+    assert [r["step"] for r in rows] == list(range(1, 26)) and outcome.stopped_because == "evaluation budget spent"
+    reference = SyntheticEvaluator()
+    assert [r["metrics"]["accuracy"] for r in rows] == [reference.evaluate(space, g, seed=0).accuracy for g in drawn]
 
 
 KILL_SCRIPT = """

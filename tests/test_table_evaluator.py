@@ -2,6 +2,7 @@
 
 import json
 import random
+import sys
 import time
 from pathlib import Path
 
@@ -12,8 +13,11 @@ from lmnas.errors import LmnasError
 from lmnas.evaluation import EVALUATORS
 from lmnas.spaces import create_space
 
-BENCH = Path(__file__).resolve().parents[2] / "shared" / "benchmarks"
-needs_tables = pytest.mark.skipif(not BENCH.is_dir(), reason=f"benchmark tables not found at {BENCH}")
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_tables import BENCH, needs  # noqa: E402
+
+needs_tables = needs("nas-bench-macro_cifar10.json", "nasbench201_cifar10.json", "nasbench201_cifar100.json",
+                     "nasbench201_imagenet.json", "nas_bench_201.json")
 
 NB201_C10_BEST = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|"
 
@@ -65,8 +69,9 @@ def test_broken_table_is_a_clear_error(tmp_path):
 
 def test_folder_comes_from_setting_then_env_then_default(tiny_macro_dir, tmp_path, monkeypatch):
     monkeypatch.delenv(ENV_VAR, raising=False)
-    assert default_benchmarks_dir().resolve() == BENCH.resolve()
-    assert Path(table_evaluator().settings()["benchmarks_dir"]) == BENCH.resolve()
+    beside_checkout = Path(__file__).resolve().parents[2] / "shared" / "benchmarks"  # ../shared/benchmarks
+    assert default_benchmarks_dir().resolve() == beside_checkout
+    assert Path(table_evaluator().settings()["benchmarks_dir"]) == beside_checkout
     monkeypatch.setenv(ENV_VAR, str(tiny_macro_dir))
     assert Path(table_evaluator().settings()["benchmarks_dir"]) == tiny_macro_dir.resolve()
     assert Path(table_evaluator(benchmarks_dir=str(tmp_path / "x")).settings()["benchmarks_dir"]) == tmp_path / "x"
@@ -76,9 +81,13 @@ def test_folder_comes_from_setting_then_env_then_default(tiny_macro_dir, tmp_pat
 def test_settings_rebuild_the_same_evaluator(tiny_macro_dir):
     ev = table_evaluator(benchmarks_dir=str(tiny_macro_dir), cost_per_query_s=1.0)
     settings = ev.settings()
+    assert settings["benchmarks_dir"] == str(tiny_macro_dir.resolve()) and settings["cost_per_query_s"] == 1.0
     again = EVALUATORS.create(settings.pop("name"), **settings)
     space = create_space("nas-bench-macro")
-    assert again.evaluate(space, (1, 2, 0, 0, 0, 0, 0, 0), seed=0) == ev.evaluate(space, (1, 2, 0, 0, 0, 0, 0, 0), seed=0)
+    result = again.evaluate(space, (1, 2, 0, 0, 0, 0, 0, 0), seed=0)
+    assert result.metrics == {"accuracy": 91.0, "test_accuracy": 91.0, "std": 0.8}  # the tiny table's row
+    assert (result.params, result.flops, result.cost_s) == (500_000, 9_000_000, 1.0)
+    assert result == ev.evaluate(space, (1, 2, 0, 0, 0, 0, 0, 0), seed=0)
 
 
 def test_spaces_without_a_table_say_so(tiny_macro_dir):
@@ -131,7 +140,10 @@ def test_nb201_searches_on_validation_and_reports_test():
                            "test_accuracy": 94.37333333333333}
     assert (c10.params, c10.flops, c10.cost_s) == (None, None, 0.0)
     on_test = table_evaluator(benchmarks_dir=str(BENCH), dataset="cifar100", metric="test_acc").evaluate(space, g, seed=0)
-    assert on_test.accuracy == on_test.metrics["test_accuracy"] != on_test.metrics["val_accuracy"]
+    row = json.loads((BENCH / "nasbench201_cifar100.json").read_text())[NB201_C10_BEST]
+    assert on_test.metrics == {"accuracy": row["test_acc_200"], "val_accuracy": row["val_acc_200"],
+                               "test_accuracy": row["test_acc_200"]}
+    assert row["test_acc_200"] != row["val_acc_200"]
 
 
 @needs_tables
@@ -183,15 +195,18 @@ def test_optimum_details():
 @needs_tables
 @pytest.mark.parametrize("space_name", ["nas-bench-macro", "nas-bench-201"])
 def test_lookup_throughput(space_name, record_property):
-    """Measured and reported (target >= 10,000/s), asserted only loosely: timing is the host's."""
+    """Measured and reported (target >= 10,000/s), not asserted: timing is the host's. What is asserted
+    is that every one of the 20,000 lookups returned its row of the file."""
     space, ev = create_space(space_name), table_evaluator(benchmarks_dir=str(BENCH))
     rng = random.Random(0)
     genotypes = [space.sample(rng) for _ in range(20_000)]
     ev.evaluate(space, genotypes[0], seed=0)  # load the table outside the timing
     start = time.perf_counter()
-    for g in genotypes:
-        ev.evaluate(space, g, seed=0)
+    results = [ev.evaluate(space, g, seed=0) for g in genotypes]
     rate = len(genotypes) / (time.perf_counter() - start)
     record_property("evaluations_per_s", round(rate))
     print(f"\n{space_name}: {rate:,.0f} table evaluations/s")
-    assert rate > 0
+    file, column = {"nas-bench-macro": ("nas-bench-macro_cifar10.json", "mean_acc"),
+                    "nas-bench-201": ("nasbench201_cifar10.json", "val_acc_200")}[space_name]
+    raw = json.loads((BENCH / file).read_text())
+    assert [r.accuracy for r in results] == [raw[space.key(g)][column] for g in genotypes]
