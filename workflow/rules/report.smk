@@ -28,6 +28,7 @@ rule report:
     params:
         run_name=CFG.run_name,
         config=config,
+        code=code("report"),
     log:
         f"{LOGS}/report.log",
     threads: rule_threads("report")

@@ -7,12 +7,13 @@ rule retrain:
         model=f"{RUN}/retrain/model.safetensors",
         metrics=f"{RUN}/retrain/metrics.json",
         log_csv=f"{RUN}/retrain/log.csv",
+        headline=headline("retrain"),
     params:
-        recipe=config["retrain"]["recipe"],
-        sync_bn=config["retrain"].get("sync_bn", False),
+        retrain=config["retrain"],
         seed=config["seed"],
-        device=CFG.device,
-        progress=CFG.progress,
+        device=config["device"],
+        progress=config["progress"],
+        code=code("retrain"),
     log:
         f"{LOGS}/retrain.log",
     threads: rule_threads("retrain")

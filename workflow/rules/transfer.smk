@@ -7,13 +7,13 @@ rule transfer:
     output:
         metrics=f"{RUN}/transfer/metrics.json",
         log_csv=f"{RUN}/transfer/log.csv",
+        headline=headline("transfer"),
     params:
-        recipe=config["transfer"]["recipe"],
-        input_size=config["transfer"].get("input_size"),
-        baseline=config["transfer"].get("baseline_from_scratch", False),
+        transfer=config["transfer"],
         seed=config["seed"],
-        device=CFG.device,
-        progress=CFG.progress,
+        device=config["device"],
+        progress=config["progress"],
+        code=code("transfer"),
     log:
         f"{LOGS}/transfer.log",
     threads: rule_threads("transfer")
