@@ -10,7 +10,7 @@ per job:
   tables a table search reads), the rule and script, and every lmnas package the script
   imports, transitively (lmnas.codedeps; the same list feeds the rule's `code` param).
 - params: the config keys the rule reads (params named after a top-level config key, see
-  workflow/rules/common.smk), from config/config.yaml.
+  workflow/rules/common.smk; a param `config` is the whole config), from config/config.yaml.
 - outs: the job's outputs and the files it keeps for resume/replay (`resume_state`: the search
   journal, LLM transcripts); its headline metrics file (metrics/<run>/<stage>.json) is a
   git-tracked metric (`cache: false`) so `dvc metrics diff` compares it across commits.
@@ -66,6 +66,8 @@ def _rel(path: str, root: Path) -> str:
 def _params(job: Any, config: dict[str, Any]) -> list[str]:
     keys = []
     for name in job.params.keys():
+        if name == "config":  # the rule reads the whole config (the report prints it)
+            return list(config)
         if name not in config or name in NOT_RESULTS:
             continue
         wildcard = [w for w in job.wildcards if isinstance(config[name], dict) and w in config[name]]
