@@ -82,6 +82,10 @@ def test_input_files_and_replay_outs(stages):
     if (BENCH / "nas_bench_101_subset.json").is_file():
         assert "../shared/benchmarks/nas_bench_101_subset.json" in deps(stages["encode_corpus"])
     assert "results/default/search/journal.jsonl" in stages["search"]["outs"]
+    # checkpoints are removed before a DVC run (never resumed across settings), not cached
+    assert {"results/default/retrain/checkpoints": {"cache": False}} in stages["retrain"]["outs"]
+    assert {"results/default/transfer/checkpoints": {"cache": False}} in stages["transfer"]["outs"]
+    assert {"results/default/transfer/scratch": {"cache": False}} in stages["transfer"]["outs"]
 
 
 def test_headline_metrics_are_git_tracked_and_uncached(stages):

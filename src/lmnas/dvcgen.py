@@ -11,9 +11,11 @@ per job:
   imports, transitively (lmnas.codedeps; the same list feeds the rule's `code` param).
 - params: the config keys the rule reads (params named after a top-level config key, see
   workflow/rules/common.smk; a param `config` is the whole config), from config/config.yaml.
-- outs: the job's outputs and the files it keeps for resume/replay (`resume_state`: the search
-  journal, LLM transcripts); its headline metrics file (metrics/<run>/<stage>.json) is a
-  git-tracked metric (`cache: false`) so `dvc metrics diff` compares it across commits.
+- outs: the job's outputs and the files it keeps for replay (`replay`: the search journal, LLM
+  transcripts); its resume state (`resume_state`: checkpoints) as uncached outs, which DVC
+  removes before running the stage, so a DVC run never resumes state made with other settings;
+  its headline metrics file (metrics/<run>/<stage>.json) is a git-tracked metric
+  (`cache: false`) so `dvc metrics diff` compares it across commits.
 
 `--check` exits 1 when the committed dvc.yaml differs from what the rules give now.
 """
@@ -83,7 +85,9 @@ def _stage(job: Any, config: dict[str, Any], root: Path) -> tuple[str, dict[str,
     wiring = [f"workflow/rules/{rule}.smk", f"workflow/scripts/{rule}.py"]
     outputs = [str(o) for o in job.output]
     headline = [o for o in outputs if o.startswith(f"{METRICS_DIR}/")]
-    resume_state = [str(p) for p in dict(job.params.items()).get("resume_state", [])]
+    params_ = dict(job.params.items())
+    replay = [str(p) for p in params_.get("replay", [])]
+    resume_state = [str(p) for p in params_.get("resume_state", [])]
     stage: dict[str, Any] = {
         "cmd": f"snakemake --cores all --allowed-rules {rule} --force -- {outputs[0]}",
         "deps": [_rel(str(p), root) for p in dict.fromkeys(job.input)] + wiring + code,
@@ -91,7 +95,7 @@ def _stage(job: Any, config: dict[str, Any], root: Path) -> tuple[str, dict[str,
     params = _params(job, config)
     if params:
         stage["params"] = [{CONFIG: params}]
-    stage["outs"] = [o for o in outputs if o not in headline] + resume_state
+    stage["outs"] = [o for o in outputs if o not in headline] + replay + [{p: {"cache": False}} for p in resume_state]
     if headline:
         stage["metrics"] = [{h: {"cache": False}} for h in headline]
     return name, stage

@@ -3,8 +3,10 @@
 #
 # Param convention (lmnas.dvcgen reads it): a param named after a top-level config key holds
 # that key's value (or, for a wildcard rule, config[key][wildcard]) and becomes a DVC param;
-# `code` is the rule's code version; `resume_state` lists files the rule keeps across a
-# killed run (not Snakemake outputs, so Snakemake never deletes them) that DVC versions as outs.
+# `code` is the rule's code version. Files a rule keeps across a killed run are no Snakemake
+# outputs (Snakemake would delete them before a rerun): `replay` lists those DVC caches as outs
+# (search journal, LLM transcripts), `resume_state` those it only removes before its own runs
+# (checkpoints: uncached outs), so a DVC run never resumes another setting's state.
 import sys
 from pathlib import Path
 

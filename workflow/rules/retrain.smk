@@ -14,6 +14,8 @@ rule retrain:
         device=config["device"],
         progress=config["progress"],
         code=code("retrain"),
+        # Per-epoch checkpoints for resuming a killed run; a DVC run removes them first (fresh).
+        resume_state=[f"{RUN}/retrain/checkpoints"],
     log:
         f"{LOGS}/retrain.log",
     threads: rule_threads("retrain")

@@ -24,7 +24,7 @@ rule search:
         code=code("search"),
         # The write-ahead journal (and an LLM strategy's transcript) let a killed search resume,
         # so Snakemake must not delete them before a rerun; DVC versions them for replay.
-        resume_state=[f"{RUN}/search/journal.jsonl"] + ([f"{RUN}/search/transcript.jsonl"] if writes_transcript() else []),
+        replay=[f"{RUN}/search/journal.jsonl"] + ([f"{RUN}/search/transcript.jsonl"] if writes_transcript() else []),
     log:
         f"{LOGS}/search.log",
     threads: rule_threads("search")
