@@ -1,9 +1,20 @@
 # lmnas: the stage chain. Each stage is one rule file; see README.md and ../shared/DESIGN.md.
+from snakemake.utils import min_version
+
+min_version("8.0")  # the --allowed-rules/--force behaviour and script API the DVC stages rely on
+
+
 # The embedded default, found beside this file whatever the working directory (--directory).
 configfile: f"{workflow.basedir}/config/config.yaml"
 
 
 include: "workflow/rules/common.smk"
+
+
+# The target and the Markdown report are quick: they run on the submitting host, not as cluster jobs.
+localrules:
+    all,
+    report,
 
 
 rule all:

@@ -1,7 +1,8 @@
 """Locating and loading the NAS benchmark tables (../shared/benchmarks, see its README.md).
 
 The folder is, in order: the `benchmarks_dir` setting, the LMNAS_BENCHMARKS_DIR environment
-variable, or `shared/benchmarks` beside the repository checkout. Tables are plain JSON objects
+variable, or `shared/benchmarks` beside the repository checkout (only when lmnas runs from a
+source checkout; an installed package has no such place and asks for one of the two). Tables are plain JSON objects
 keyed by the space's key; a loaded table is cached per process by its resolved path (a cache,
 not configuration: the same file always gives the same object).
 
@@ -30,13 +31,20 @@ _TABLES: dict[Path, dict[str, Any]] = {}
 _SPEC_TABLES: dict[tuple[Path, str], dict[str, Any]] = {}
 
 
-def default_benchmarks_dir() -> Path:
-    """`shared/benchmarks` beside the repository (src/lmnas/__init__.py → repo → its parent)."""
-    return Path(lmnas.__file__).resolve().parents[2].parent / "shared" / "benchmarks"
+def default_benchmarks_dir() -> Path | None:
+    """`shared/benchmarks` beside the repository when lmnas runs from a checkout
+    (src/lmnas/__init__.py → repo, recognised by its pyproject.toml); None when installed."""
+    repo = Path(lmnas.__file__).resolve().parents[2]
+    return repo.parent / "shared" / "benchmarks" if (repo / "pyproject.toml").is_file() else None
 
 
 def resolve_benchmarks_dir(benchmarks_dir: str | Path | None = None) -> Path:
     chosen = benchmarks_dir or os.environ.get(ENV_VAR) or default_benchmarks_dir()
+    if chosen is None:
+        raise LmnasError(
+            f"no NAS benchmark folder: lmnas is installed, not run from a checkout, so set {SETTING} "
+            f"(benchmarks_dir in a workflow config) or the environment variable {ENV_VAR}"
+        )
     return Path(chosen).expanduser().resolve()
 
 
@@ -53,7 +61,7 @@ def load_table(path: str | Path) -> dict[str, Any]:
                              f"from {where} and put it in the benchmarks folder ({SETTING} or {ENV_VAR})")
         raise LmnasError(
             f"benchmark table {path} not found: set {SETTING} or the environment variable {ENV_VAR} "
-            f"to the folder holding the NAS benchmark tables (default: {default_benchmarks_dir()})"
+            f"to the folder holding the NAS benchmark tables (default: {default_benchmarks_dir() or 'none, installed package'})"
         )
     try:
         with path.open() as f:

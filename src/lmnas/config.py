@@ -1,12 +1,16 @@
 """The workflow config: one YAML, checked against a JSON schema, resolved into typed sections.
 
 The schema (schemas/config.schema.json) catches types, ranges and enums and names the
-field's path; cross-field checks (dataset names, input paths) are done here. The resolved,
-validated dict is saved beside every result it produced (`config.json`).
+field's path; cross-field checks (dataset names, input paths) are done here. The schema is
+also the one home of every default: validation fills unset keys in place (like
+`snakemake.utils.validate(..., set_default=True)`), so rules, scripts and the CLI all see the
+same complete config and hold no fallbacks of their own. The resolved, validated dict is saved
+beside every result it produced (`config.json`).
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from dataclasses import dataclass, field
@@ -17,6 +21,7 @@ from typing import Any
 import jsonschema
 import yaml
 
+from lmnas.device import resolve_device  # noqa: F401 (re-exported: callers import it from here)
 from lmnas.errors import LmnasError
 
 NEEDS_ROOT = {"cifar10", "cifar100", "imagenet"}
@@ -26,15 +31,34 @@ def schema() -> dict[str, Any]:
     return json.loads(resources.files("lmnas.schemas").joinpath("config.schema.json").read_text())
 
 
+def _set_defaults(validator_class: type) -> type:
+    """A validator that fills each unset property with a copy of its schema default, then checks it."""
+    check_properties = validator_class.VALIDATORS["properties"]
+
+    def properties(validator, properties, instance, schema):  # noqa: ANN001 (jsonschema's hook)
+        if validator.is_type(instance, "object"):
+            for name, subschema in properties.items():
+                if "default" in subschema and name not in instance:
+                    instance[name] = copy.deepcopy(subschema["default"])
+        yield from check_properties(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(validator_class, {"properties": properties})
+
+
+_DefaultingValidator = _set_defaults(jsonschema.Draft202012Validator)
+
+
 def validate(config: dict[str, Any], source: str = "config") -> None:
-    """Raise one LmnasError naming the field's path and what is allowed."""
-    check_schema(config, schema(), source)
+    """Fill the schema's defaults into `config` (in place); raise one LmnasError naming the
+    field's path and what is allowed."""
+    check_schema(config, schema(), source, fill_defaults=True)
     _check_references(config, source)
 
 
-def check_schema(value: Any, spec: dict[str, Any], source: str, prefix: str = "") -> None:
-    """Check `value` against a (sub)schema; the error names `prefix` + the field's path."""
-    validator = jsonschema.Draft202012Validator(spec)
+def check_schema(value: Any, spec: dict[str, Any], source: str, prefix: str = "", fill_defaults: bool = False) -> None:
+    """Check `value` against a (sub)schema (filling its defaults in place if asked); the error
+    names `prefix` + the field's path."""
+    validator = (_DefaultingValidator if fill_defaults else jsonschema.Draft202012Validator)(spec)
     error = jsonschema.exceptions.best_match(validator.iter_errors(value))
     if error is not None:
         where = (prefix + ".".join(str(p) for p in error.absolute_path)).rstrip(".") or "(top level)"
@@ -52,7 +76,8 @@ def check_options(name: str, settings: dict[str, Any], source: str) -> None:
 def validate_search_section(section: dict[str, Any], source: str) -> None:
     """The `search:` section alone (lmnas search --config), against the workflow's schema."""
     full = schema()
-    check_schema(section, {"$defs": full["$defs"], **full["properties"]["search"]}, source, "search.")
+    check_schema(section, {"$defs": full["$defs"], **full["properties"]["search"]}, source, "search.",
+                 fill_defaults=True)
 
 
 def _describe(error: jsonschema.ValidationError) -> str:
@@ -85,10 +110,10 @@ def _check_references(config: dict[str, Any], source: str) -> None:
         except LmnasError as exc:
             raise LmnasError(f"{source}: search.options.{name}: {exc}") from None
     names = sorted(config["datasets"])
-    needs = ["transfer"] if config["transfer"].get("enabled", True) and config["retrain"].get("enabled", True) else []
-    if search["evaluator"] != "table" or config["retrain"].get("enabled", True):
+    needs = ["transfer"] if config["transfer"]["enabled"] and config["retrain"]["enabled"] else []
+    if search["evaluator"] != "table" or config["retrain"]["enabled"]:
         needs.insert(0, "search")
-    if config["retrain"].get("enabled", True) and config["retrain"].get("dataset") is not None:
+    if config["retrain"]["enabled"] and config["retrain"].get("dataset") is not None:
         needs.append("retrain")  # retrain.dataset defaults to search.dataset
     for section in needs:
         value = config[section].get("dataset")
@@ -157,17 +182,27 @@ def resolve(config: dict[str, Any], root: str | os.PathLike[str], source: str = 
         root=root,
         run_name=config["run_name"],
         seed=config["seed"],
-        device=config.get("device", "auto"),
-        progress=config.get("progress", True),
-        benchmarks_dir=_resolve_path(root, config.get("benchmarks_dir", "../shared/benchmarks")),
+        device=config["device"],
+        progress=config["progress"],
+        benchmarks_dir=_benchmarks_dir(root, config["benchmarks_dir"]),
     )
     check_inputs(cfg, source)
     return cfg
 
 
 def _resolve_path(root: Path, path: str) -> Path:
+    # Normalised, not resolved: symlinks stay as written, so paths relative to the repo stay
+    # stable wherever the checkout lives (dvc.yaml records them relative to the root).
     p = Path(os.path.expanduser(path))
-    return p if p.is_absolute() else (root / p).resolve()
+    return p if p.is_absolute() else Path(os.path.normpath(root / p))
+
+
+def _benchmarks_dir(root: Path, setting: str | None) -> Path:
+    """The config's folder, else $LMNAS_BENCHMARKS_DIR, else ../shared/benchmarks beside the repo
+    (the config's root, which is where the Snakefile is, installed package or not)."""
+    from lmnas.benchmarks_data import ENV_VAR
+
+    return _resolve_path(root, setting or os.environ.get(ENV_VAR) or "../shared/benchmarks")
 
 
 def check_inputs(cfg: Config, source: str = "config") -> None:
@@ -193,13 +228,3 @@ def check_inputs(cfg: Config, source: str = "config") -> None:
             f"{source}: corpus.nasbench101.path: file not found: {path} "
             "(set generate_if_missing > 0 to generate valid cells instead)"
         )
-
-
-def resolve_device(device: str) -> str:
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise LmnasError(f"device: {device!r} requested but CUDA is not available on this machine")
-    return device

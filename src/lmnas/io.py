@@ -1,4 +1,9 @@
-"""Atomic artefact writes (temp file + rename) so a killed job never leaves half a file."""
+"""Atomic artefact writes (temp file + rename) so a killed job never leaves half a file.
+
+Temp files and folders are private (mkstemp: 0600, mkdtemp: 0700); before the rename they get
+the mode a plain `open()`/`mkdir()` would give (0666 / 0777 minus the umask), so results on a
+shared cluster stay readable to colleagues whenever the umask allows it.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +18,26 @@ from typing import Any
 from lmnas.errors import LmnasError
 
 
+def umask() -> int:
+    """The process umask, read without changing it where Linux allows (os.umask sets it)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    old = os.umask(0o022)
+    os.umask(old)
+    return old
+
+
+def publish_mode(path: str | os.PathLike[str]) -> None:
+    """Give a (temp) file 0666 & ~umask, a folder 0777 & ~umask: what open()/mkdir() would."""
+    base = 0o777 if Path(path).is_dir() else 0o666
+    os.chmod(path, base & ~umask())
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temp path beside `path`; rename it onto `path` only if the block succeeds."""
@@ -24,6 +49,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        publish_mode(tmp_path)
         os.replace(tmp_path, target)
     finally:
         tmp_path.unlink(missing_ok=True)

@@ -194,7 +194,7 @@ def retrain_best(
     GPU for device "cuda"; gloo processes for "cpu"), `recipe["batch_size"]` being the
     global batch; the metrics are read back from the run's metrics.json.
     """
-    from lmnas.config import resolve_device
+    from lmnas.device import resolve_device
     from lmnas.search.workflow import load_best
 
     train_recipe = TrainRecipe.from_dict(recipe, where="retrain.recipe")
@@ -251,7 +251,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--no-progress", dest="progress", action="store_false")
     args = parser.parse_args(argv)
     try:
-        from lmnas.config import resolve_device
+        from lmnas.device import resolve_device
 
         recipe = json.loads(args.recipe_json)
         if not isinstance(recipe, dict):

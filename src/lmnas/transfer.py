@@ -132,7 +132,7 @@ def transfer_best(
     device: str = "auto", input_size: int | None = None, baseline_from_scratch: bool = False, progress: bool = True,
 ) -> dict[str, Any]:
     """Fine-tune the retrained best genotype of a search on another task."""
-    from lmnas.config import resolve_device
+    from lmnas.device import resolve_device
     from lmnas.search.workflow import load_best
 
     space, genotype, _ = load_best(best_json)

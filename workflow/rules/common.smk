@@ -1,12 +1,24 @@
-# Shared by every rule: the validated config, output roots and per-rule resources.
+# Shared by every rule: the validated config (schema defaults filled in), output roots,
+# per-rule resources and the code-version param.
+#
+# Param convention (lmnas.dvcgen reads it): a param named after a top-level config key holds
+# that key's value (or, for a wildcard rule, config[key][wildcard]) and becomes a DVC param;
+# `code` is the rule's code version. Files a rule keeps across a killed run are no Snakemake
+# outputs (Snakemake would delete them before a rerun): `replay` lists those DVC caches as outs
+# (search journal, LLM transcripts), `resume_state` those it only removes before its own runs
+# (checkpoints: uncached outs), so a DVC run never resumes another setting's state.
 import sys
 from pathlib import Path
 
+from lmnas.codedeps import code_packages
 from lmnas.config import resolve
 from lmnas.errors import LmnasError
+from lmnas.headline import headline_path
+from lmnas.identity import code_version
 
 ROOT = Path(workflow.basedir)
 try:
+    # Fills every unset key with the schema's default, in place: rules and scripts hold none.
     CFG = resolve(config, ROOT, source="config")
 except LmnasError as error:
     # One clear line, before any job starts or any artefact is marked complete.
@@ -21,21 +33,38 @@ wildcard_constraints:
 
 
 def rule_resources(rule_name):
-    spec = config.get("resources", {}).get(rule_name, {})
-    return {"mem_mb": spec.get("mem_mb", 4000), "runtime": spec.get("runtime", 60), "gpu": spec.get("gpus", 0)}
+    spec = config["resources"][rule_name]
+    return {"mem_mb": spec["mem_mb"], "runtime": spec["runtime"], "gpu": spec["gpus"]}
 
 
 def rule_threads(rule_name):
-    return config.get("resources", {}).get(rule_name, {}).get("threads", 1)
+    return config["resources"][rule_name]["threads"]
+
+
+def code(rule_name):
+    """A hash of the lmnas code the rule's script imports, transitively: changed library code
+    changes this param, and Snakemake reruns the rule (params are a rerun trigger)."""
+    return code_version(*code_packages(ROOT / "workflow" / "scripts" / f"{rule_name}.py"))
+
+
+def headline(stage):
+    """The stage's few headline figures, tracked by git for `dvc metrics diff` (lmnas.headline)."""
+    return headline_path(CFG.run_name, stage)
 
 
 def prepared(name):
     return f"{PREPARED}/{name}"
 
 
-
 def uses_archgpt():
     return config["search"]["strategy"] == "ga-gpt"
+
+
+def writes_transcript():
+    # LLM strategies take the run folder for their transcript (lmnas.search.api passes it).
+    from lmnas.strategies import STRATEGIES
+
+    return "out_dir" in STRATEGIES.accepted_settings(config["search"]["strategy"])
 
 
 def search_needs_data():
@@ -54,7 +83,17 @@ def transfer_datasets():
     # transfer/metrics.json as always; each further one transfer/<name>/metrics.json.
     names = config["transfer"]["dataset"]
     return [names] if isinstance(names, str) else list(names)
+def benchmark_tables():
+    """The table files a table search reads (inputs, so a changed table reruns the search)."""
+    if search_needs_data():
+        return []
+    from lmnas.benchmarks_data import table_spec
+    from lmnas.evaluation import EVALUATORS
+    settings = config["search"]["options"].get("table", {})
+    evaluator = EVALUATORS.create("table", **{**settings, "benchmarks_dir": str(CFG.benchmarks_dir)})
+    spec = table_spec(config["search"]["space"], evaluator.dataset, evaluator.epochs, evaluator.metric, evaluator.table)
+    return [str(CFG.benchmarks_dir / spec.file)]
 
 
 def enabled(stage):
-    return config[stage].get("enabled", True)
+    return config[stage]["enabled"]

@@ -1,14 +1,20 @@
 rule encode_corpus:
     """NAS-Bench-101 cells (filtered) and torchvision families → GPT-NAS layer sequences."""
+    input:
+        # The records file when it is there; without it the stage generates cells (generate_if_missing).
+        records=[str(p) for p in [CFG.nasbench101_path()] if p is not None and p.exists()],
     output:
         pretrain=f"{RUN}/corpus/pretrain.parquet",
         finetune=f"{RUN}/corpus/finetune.parquet",
         vocab=f"{RUN}/corpus/vocab.json",
         summary=report(f"{RUN}/corpus/summary.json", caption="../report/corpus_summary.rst", category="Architecture corpus"),
+        headline=headline("encode_corpus"),
     params:
-        records=str(CFG.nasbench101_path()) if CFG.nasbench101_path() else None,
-        settings=config["corpus"]["nasbench101"],
+        corpus=config["corpus"],
         seed=config["seed"],
+        benchmarks_dir=str(CFG.benchmarks_dir),
+        records=str(CFG.nasbench101_path()) if CFG.nasbench101_path() else None,
+        code=code("encode_corpus"),
     log:
         f"{LOGS}/encode_corpus.log",
     threads: rule_threads("encode_corpus")

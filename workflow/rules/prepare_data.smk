@@ -3,9 +3,10 @@ rule prepare_data:
     output:
         directory(f"{PREPARED}/{{dataset}}"),
     params:
-        spec=lambda wc: config["datasets"][wc.dataset],
-        root=str(ROOT),
+        datasets=lambda wc: config["datasets"][wc.dataset],
         seed=config["seed"],
+        root=str(ROOT),
+        code=code("prepare_data"),
     log:
         f"{LOGS}/prepare_data-{{dataset}}.log",
     threads: rule_threads("prepare_data")

@@ -16,7 +16,7 @@ def report_inputs(wildcards):
             inputs["transfer"] = rules.transfer.output.metrics
             for name in transfer_datasets()[1:]:
                 inputs[f"transfer_{name}"] = f"{RUN}/transfer/{name}/metrics.json"
-    if config.get("trials", {}).get("enabled", False):
+    if config["trials"]["enabled"]:
         inputs["trials"] = rules.trials.output.summary
     if uses_archgpt():
         inputs["corpus"] = rules.encode_corpus.output.summary
@@ -34,6 +34,7 @@ rule report:
     params:
         run_name=CFG.run_name,
         config=config,
+        code=code("report"),
     log:
         f"{LOGS}/report.log",
     threads: rule_threads("report")

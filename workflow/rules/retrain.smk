@@ -7,12 +7,15 @@ rule retrain:
         model=f"{RUN}/retrain/model.safetensors",
         metrics=report(f"{RUN}/retrain/metrics.json", caption="../report/retrain_metrics.rst", category="Retrain"),
         log_csv=report(f"{RUN}/retrain/log.csv", caption="../report/retrain_log.rst", category="Retrain"),
+        headline=headline("retrain"),
     params:
-        recipe=config["retrain"]["recipe"],
-        sync_bn=config["retrain"].get("sync_bn", False),
+        retrain=config["retrain"],
         seed=config["seed"],
-        device=CFG.device,
-        progress=CFG.progress,
+        device=config["device"],
+        progress=config["progress"],
+        code=code("retrain"),
+        # Per-epoch checkpoints for resuming a killed run; a DVC run removes them first (fresh).
+        resume_state=[f"{RUN}/retrain/checkpoints"],
     log:
         f"{LOGS}/retrain.log",
     threads: rule_threads("retrain")

@@ -2,6 +2,7 @@ def search_inputs(wildcards):
     inputs = {"data": prepared(config["search"]["dataset"])} if search_needs_data() else {}
     if uses_archgpt():
         inputs["archgpt"] = rules.train_archgpt.output.finetuned
+    inputs["tables"] = benchmark_tables()
     return inputs
 
 
@@ -13,11 +14,19 @@ rule search:
         best=report(f"{RUN}/search/best.json", caption="../report/search_best.rst", category="Search"),
         journal=f"{RUN}/search/journal.parquet",
         curve=report(f"{RUN}/search/curve.png", caption="../report/search_curve.rst", category="Search"),
+        headline=headline("search"),
     params:
         search=config["search"],
         seed=config["seed"],
-        device=CFG.device,
-        progress=CFG.progress,
+        device=config["device"],
+        benchmarks_dir=str(CFG.benchmarks_dir),
+        progress=config["progress"],
+        code=code("search"),
+        # The write-ahead journal (and an LLM strategy's transcript) let a killed search resume,
+        # so Snakemake must not delete them before a rerun; DVC versions them for replay.
+        # fingerprint.json/status.json: what the journal was made with, and whether it finished.
+        replay=[f"{RUN}/search/{name}" for name in ("journal.jsonl", "fingerprint.json", "status.json")]
+        + ([f"{RUN}/search/transcript.jsonl"] if writes_transcript() else []),
     log:
         f"{LOGS}/search.log",
     threads: rule_threads("search")

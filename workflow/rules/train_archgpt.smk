@@ -9,11 +9,13 @@ rule train_archgpt:
         finetuned=directory(f"{RUN}/archgpt/finetuned"),
         metrics=report(f"{RUN}/archgpt/metrics.json", caption="../report/archgpt_metrics.rst", category="Architecture GPT"),
         curves=report(f"{RUN}/archgpt/loss_curves.png", caption="../report/archgpt_curves.rst", category="Architecture GPT"),
+        headline=headline("train_archgpt"),
     params:
-        settings=config["archgpt"],
+        archgpt=config["archgpt"],
         seed=config["seed"],
-        device=CFG.device,
-        progress=CFG.progress,
+        device=config["device"],
+        progress=config["progress"],
+        code=code("train_archgpt"),
     log:
         f"{LOGS}/train_archgpt.log",
     threads: rule_threads("train_archgpt")

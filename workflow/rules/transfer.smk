@@ -7,13 +7,16 @@ rule transfer:
     output:
         metrics=report(f"{RUN}/transfer/metrics.json", caption="../report/transfer_metrics.rst", category="Transfer"),
         log_csv=report(f"{RUN}/transfer/log.csv", caption="../report/transfer_log.rst", category="Transfer"),
+        headline=headline("transfer"),
     params:
-        recipe=config["transfer"]["recipe"],
-        input_size=config["transfer"].get("input_size"),
-        baseline=config["transfer"].get("baseline_from_scratch", False),
+        transfer=config["transfer"],
         seed=config["seed"],
-        device=CFG.device,
-        progress=CFG.progress,
+        device=config["device"],
+        progress=config["progress"],
+        code=code("transfer"),
+        # Checkpoints (and the from-scratch baseline's folder) for resuming a killed run; a DVC
+        # run removes them first, so it always trains afresh.
+        resume_state=[f"{RUN}/transfer/checkpoints"] + ([f"{RUN}/transfer/scratch"] if config["transfer"]["baseline_from_scratch"] else []),
     log:
         f"{LOGS}/transfer.log",
     threads: rule_threads("transfer")
@@ -35,12 +38,12 @@ rule transfer_more:
         metrics=f"{RUN}/transfer/{{tdataset}}/metrics.json",
         log_csv=f"{RUN}/transfer/{{tdataset}}/log.csv",
     params:
-        recipe=config["transfer"]["recipe"],
-        input_size=config["transfer"].get("input_size"),
-        baseline=config["transfer"].get("baseline_from_scratch", False),
+        transfer=config["transfer"],
         seed=config["seed"],
-        device=CFG.device,
-        progress=CFG.progress,
+        device=config["device"],
+        progress=config["progress"],
+        code=code("transfer"),
+        resume_state=lambda wc: [f"{RUN}/transfer/{wc.tdataset}/checkpoints"],
     log:
         f"{LOGS}/transfer-{{tdataset}}.log",
     threads: rule_threads("transfer")

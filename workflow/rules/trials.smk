@@ -7,10 +7,12 @@ rule trials:
         summary=f"{RUN}/trials/trials.json",
     params:
         search=config["search"],
-        trials=config.get("trials", {}),
+        trials=config["trials"],
         seed=config["seed"],
-        device=CFG.device,
-        progress=CFG.progress,
+        device=config["device"],
+        benchmarks_dir=str(CFG.benchmarks_dir),
+        progress=config["progress"],
+        code=code("trials"),
     log:
         f"{LOGS}/trials.log",
     threads: rule_threads("search")

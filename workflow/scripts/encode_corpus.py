@@ -5,13 +5,13 @@ from lmnas.stage import run_stage
 
 
 def main(smk):
-    settings = smk.params.settings
+    settings = smk.params.corpus["nasbench101"]
     encode_corpus(
         Path(smk.params.records) if smk.params.records else None,
         Path(smk.output.pretrain).parent,
-        min_val_accuracy=settings.get("min_val_accuracy", 0.90),
-        max_archs=settings.get("max_archs"),
-        generate_if_missing=settings.get("generate_if_missing", 0),
+        min_val_accuracy=settings["min_val_accuracy"],
+        max_archs=settings["max_archs"],
+        generate_if_missing=settings["generate_if_missing"],
         seed=smk.params.seed,
     )
 

@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from lmnas.config import resolve_device
+from lmnas.device import resolve_device
 from lmnas.retrain import retrain_best
 from lmnas.stage import run_stage
 from lmnas.training.distributed import ranks_for
@@ -12,13 +12,13 @@ def main(smk):
         Path(smk.input.best),
         Path(smk.input.data),
         Path(smk.output.metrics).parent,
-        smk.params.recipe,
+        smk.params.retrain["recipe"],
         seed=smk.params.seed,
         device=device,
         progress=smk.params.progress,
-        sync_bn=smk.params.sync_bn,
+        sync_bn=smk.params.retrain["sync_bn"],
         # resources.gpu > 1 and that many CUDA devices: one torchrun rank per GPU; else in-process.
-        nproc=ranks_for(int(smk.resources.get("gpu", 0)), device),
+        nproc=ranks_for(int(smk.resources.gpu), device),
     )
 
 

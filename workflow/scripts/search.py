@@ -12,6 +12,7 @@ def main(smk):
         out_dir=Path(smk.output.best).parent,
         seed=smk.params.seed,
         device=smk.params.device,
+        benchmarks_dir=Path(smk.params.benchmarks_dir),
         progress=smk.params.progress,
         policy="workflow",  # a changed setting or a forced rerun starts afresh; only a killed run resumes
     )

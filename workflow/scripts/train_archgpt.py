@@ -1,23 +1,23 @@
 from pathlib import Path
 
 from lmnas.archgpt import ArchGPTConfig, train_archgpt
-from lmnas.config import resolve_device
+from lmnas.device import resolve_device
 from lmnas.stage import run_stage
 
 MODEL_KEYS = ("n_layer", "n_head", "n_embd", "window")
 
 
 def main(smk):
-    s = dict(smk.params.settings)
+    s = smk.params.archgpt  # complete: the schema's defaults are filled in when the config is resolved
     train_archgpt(
         Path(smk.input.pretrain).parent,
         Path(smk.output.metrics).parent,
-        cfg=ArchGPTConfig(**{k: s[k] for k in MODEL_KEYS if k in s}),
-        pretrain_epochs=s.get("pretrain_epochs", 2),
-        finetune_epochs=s.get("finetune_epochs", 2),
-        batch_size=s.get("batch_size", 128),
-        lr=s.get("lr", 1e-4),
-        val_fraction=s.get("val_fraction", 0.1),
+        cfg=ArchGPTConfig(**{k: s[k] for k in MODEL_KEYS}),
+        pretrain_epochs=s["pretrain_epochs"],
+        finetune_epochs=s["finetune_epochs"],
+        batch_size=s["batch_size"],
+        lr=s["lr"],
+        val_fraction=s["val_fraction"],
         seed=smk.params.seed,
         device=resolve_device(smk.params.device),
         progress=smk.params.progress,

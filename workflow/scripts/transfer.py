@@ -5,16 +5,17 @@ from lmnas.transfer import transfer_best
 
 
 def main(smk):
+    settings = smk.params.transfer
     transfer_best(
         Path(smk.input.best),
         Path(smk.input.weights),
         Path(smk.input.data),
         Path(smk.output.metrics).parent,
-        smk.params.recipe,
+        settings["recipe"],
         seed=smk.params.seed,
         device=smk.params.device,
-        input_size=smk.params.input_size,
-        baseline_from_scratch=smk.params.baseline,
+        input_size=settings["input_size"],
+        baseline_from_scratch=settings["baseline_from_scratch"],
         progress=smk.params.progress,
     )
 

@@ -30,7 +30,7 @@ from lmnas.archgpt.model import ArchGPTConfig, build_model, config_of
 from lmnas.archgpt.windows import IGNORE, Corpus, Windows, load_vocab, make_windows, read_corpus, split_by_group
 from lmnas.encoding.vocab import Vocab
 from lmnas.errors import LmnasError
-from lmnas.io import read_json, write_json, write_with
+from lmnas.io import publish_mode, read_json, write_json, write_with
 
 PHASE_METRICS = "phase_metrics.json"
 
@@ -285,6 +285,7 @@ def _save_phase(
         if extra is not None:
             extra(tmp)
         write_json(tmp / PHASE_METRICS, metrics)
+        publish_mode(tmp)  # mkdtemp is 0700
         if folder.exists():  # an incomplete folder from a killed run
             shutil.rmtree(folder)
         os.replace(tmp, folder)

@@ -6,12 +6,14 @@ import inspect
 from pathlib import Path
 from typing import Any
 
-from lmnas.config import resolve_device
+from lmnas.device import resolve_device
 from lmnas.errors import LmnasError
+from lmnas.evaluation import EVALUATORS
 from lmnas.io import read_json
 from lmnas.search.api import SearchRequest, search
 from lmnas.search.runner import Budget
 from lmnas.spaces import SPACES, SearchSpace, create_space
+from lmnas.strategies import STRATEGIES
 
 
 def chosen(search_cfg: dict[str, Any], what: str) -> dict[str, Any]:
@@ -28,6 +30,7 @@ def search_from_config(
     out_dir: Path,
     seed: int,
     device: str = "auto",
+    benchmarks_dir: Path | None = None,
     progress: bool = True,
     policy: str = "refuse",
 ) -> dict[str, Any]:
@@ -49,6 +52,10 @@ def search_from_config(
         strategy.setdefault("archgpt_dir", str(archgpt_dir))
         strategy.setdefault("device", device)
     evaluator = chosen(search_cfg, "evaluator")
+    if benchmarks_dir is not None:  # the config's benchmarks_dir reaches whatever reads tables
+        for part, registry in ((space, SPACES), (strategy, STRATEGIES), (evaluator, EVALUATORS)):
+            if "benchmarks_dir" in registry.accepted_settings(part["name"]):
+                part.setdefault("benchmarks_dir", str(benchmarks_dir))
     if evaluator["name"] == "proxy":
         if data_dir is None:
             raise LmnasError("search.evaluator proxy needs a prepared dataset (search.dataset, or --data)")
