@@ -69,6 +69,8 @@ def _check_references(config: dict[str, Any], source: str) -> None:
     needs = ["transfer"] if config["transfer"].get("enabled", True) and config["retrain"].get("enabled", True) else []
     if search["evaluator"] != "table" or config["retrain"].get("enabled", True):
         needs.insert(0, "search")
+    if config["retrain"].get("enabled", True) and "dataset" in config["retrain"]:
+        needs.append("retrain")  # retrain on another dataset than the search's
     for section in needs:
         name = config[section].get("dataset")
         if name not in config["datasets"]:

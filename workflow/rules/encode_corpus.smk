@@ -8,6 +8,7 @@ rule encode_corpus:
     params:
         records=str(CFG.nasbench101_path()) if CFG.nasbench101_path() else None,
         settings=config["corpus"]["nasbench101"],
+        encoding=config["corpus"].get("encoding", "size-free"),
         seed=config["seed"],
     log:
         f"{LOGS}/encode_corpus.log",

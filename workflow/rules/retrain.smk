@@ -2,7 +2,8 @@ rule retrain:
     """Train the best genotype at the full recipe; resumable from per-epoch checkpoints."""
     input:
         best=rules.search.output.best,
-        data=prepared(config["search"]["dataset"]),
+        # retrain.dataset: another dataset than the search's (ImageNet: full set vs the search subset)
+        data=prepared(config["retrain"].get("dataset", config["search"]["dataset"])),
     output:
         model=f"{RUN}/retrain/model.safetensors",
         metrics=f"{RUN}/retrain/metrics.json",

@@ -13,6 +13,7 @@ def main(smk):
         max_archs=settings.get("max_archs"),
         generate_if_missing=settings.get("generate_if_missing", 0),
         seed=smk.params.seed,
+        encoding=smk.params.encoding,
     )
 
 

@@ -18,6 +18,7 @@ def main(smk):
         batch_size=s.get("batch_size", 128),
         lr=s.get("lr", 1e-4),
         val_fraction=s.get("val_fraction", 0.1),
+        stride=s.get("stride"),  # None: window // 2
         seed=smk.params.seed,
         device=resolve_device(smk.params.device),
         progress=smk.params.progress,
