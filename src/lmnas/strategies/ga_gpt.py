@@ -191,7 +191,7 @@ class GAWithGPT(GeneticAlgorithm):
         for i in masked:
             vertex = i + 1
             context = vertex_context(self.space, CellSpec(child.matrix, tuple(ops)), vertex,
-                                     self.predictor.vocab.encoding)
+                                     self.predictor.encoding)
             ops[vertex] = predict_op(self.predictor.next_layer_probs(context), self.rng, self.temperature)
             self.regenerated += 1
         cell = canonical_cell(CellSpec(child.matrix, tuple(ops)))
@@ -211,7 +211,7 @@ class GAWithGPT(GeneticAlgorithm):
         """Re-generate the masked blocks left to right, so later blocks see the re-generated ones."""
         blocks = list(genotype)
         for i in masked:
-            context = block_contexts(self.space, tuple(blocks), self.predictor.vocab.encoding)[i]
+            context = block_contexts(self.space, tuple(blocks), self.predictor.encoding)[i]
             label = self.predictor.predict_block(
                 context, allowed=self.allowed, rng=self.rng, temperature=self.temperature
             )
