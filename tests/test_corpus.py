@@ -98,6 +98,19 @@ def test_encode_corpus_generates_when_allowed(tmp_path: Path, caplog: pytest.Log
     assert again["vocab_size"] == summary["vocab_size"]
 
 
+def test_encode_corpus_sized_encoding(tmp_path: Path) -> None:
+    # The paper's encoding: tokens carry in/out sizes, so there are more of them; vocab.json says which.
+    free = encode_corpus(None, tmp_path / "free", generate_if_missing=5, seed=1, variants=SMALL_VARIANTS)
+    sized = encode_corpus(None, tmp_path / "sized", generate_if_missing=5, seed=1, variants=SMALL_VARIANTS,
+                          encoding="sized")
+    assert (free["encoding"], sized["encoding"]) == ("size-free", "sized")
+    assert sized["num_structures"] > free["num_structures"]
+    vocab = Vocab.load(tmp_path / "sized" / "vocab.json")
+    assert vocab.encoding == "sized" and all(re.search(r"\|i[-0-9]+\|o[-0-9]+$", s) for s in vocab.structures)
+    structures = pq.read_table(tmp_path / "sized" / "pretrain.parquet").column("structures").to_pylist()
+    assert vocab.unk_id not in [vocab.id_of(s) for seq in structures for s in seq]
+
+
 @needs(SUBSET.name)
 def test_encode_corpus_on_the_shared_subset(tmp_path: Path) -> None:
     summary = encode_corpus(SUBSET, tmp_path, max_archs=6, variants=SMALL_VARIANTS)

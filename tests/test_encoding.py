@@ -168,12 +168,29 @@ def test_vocab_build_encode_save_load(tmp_path: Path) -> None:
     path = tmp_path / "vocab.json"
     vocab.save(path)
     data = json.loads(path.read_text())
-    assert set(data) == {"specials", "structures", "counts"} and data["specials"][0] == "<pad>"
+    assert set(data) == {"specials", "structures", "counts", "encoding"} and data["specials"][0] == "<pad>"
+    assert data["encoding"] == "size-free"
     loaded = Vocab.load(path)
     assert loaded == vocab and loaded.counts == vocab.counts and loaded.encode(layers) == ids
     path.write_text(json.dumps({"structures": []}))
     with pytest.raises(LmnasError, match="vocab.json"):
         Vocab.load(path)
+
+
+def test_sized_encoding_keeps_sizes_and_round_trips(tmp_path: Path) -> None:
+    # GPT-NAS's own encoding: the same 3x3 conv at two widths is two tokens (size-free: one).
+    small, large = _conv(16, 16, 8), _conv(128, 128, 32)
+    assert small.structure() == large.structure()
+    assert small.structure("sized") == small.structure() + "|i8-8-16|o8-8-16"
+    assert small.structure("sized") != large.structure("sized")
+    with pytest.raises(LmnasError, match="encoding 'sizes'"):
+        small.structure("sizes")
+    layers = trace_layers(lambda: build_network(CELL), (3, 32, 32))
+    vocab = Vocab.build([[layer.structure("sized") for layer in layers]], encoding="sized")
+    assert len(vocab.structures) > len({layer.structure() for layer in layers})
+    assert vocab.unk_id not in vocab.encode(layers)  # encode() uses the vocab's own encoding
+    vocab.save(tmp_path / "vocab.json")
+    assert Vocab.load(tmp_path / "vocab.json").encoding == "sized"
 
 
 def test_all_36_trace() -> None:

@@ -55,3 +55,24 @@ def test_block_contexts_follow_the_network(archgpt_dir):
     # The stem (conv, BN, ReLU) precedes block 0; every later block sees strictly more layers.
     assert len(contexts[0]) == 3 and contexts[0][0].startswith("Conv2d")
     assert len(contexts[0]) < len(contexts[1]) < len(contexts[2])
+
+
+def test_reconstruct_initial_masks_generation_zero(archgpt_dir):
+    # GPT-NAS reconstructs the initial architectures too: same random draws, then masked blocks
+    # re-generated; off, generation 0 is the plain GA's.
+    space = create_space("gptnas-blocks", **SPACE)
+
+    def generation0(reconstruct, rate=0.8):
+        strategy = create_strategy("ga-gpt", space=space, seed=3, archgpt_dir=archgpt_dir, mask_rate=rate,
+                                   population=8, generations=3, reconstruct_initial=reconstruct)
+        return [space.key(g) for g in strategy.ask()], strategy
+
+    plain, off = generation0(False)
+    ga = create_strategy("ga", space=space, seed=3, population=8, generations=3)
+    assert plain == [space.key(g) for g in ga.ask()] and off.reconstructed == 0
+    rebuilt, on = generation0(True)
+    assert on.reconstructed > 0 and on.settings()["reconstruct_initial"] is True
+    assert rebuilt != plain and [len(k.split("-")) for k in rebuilt] == [len(k.split("-")) for k in plain]
+    assert all(on.lineage(space.parse(k)) is None for k in rebuilt)  # no parent: trained from scratch
+    assert generation0(True)[0] == rebuilt  # deterministic for a seed
+    assert generation0(True, rate=0.0)[0] == plain  # rate 0 re-generates nothing

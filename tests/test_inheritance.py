@@ -28,6 +28,8 @@ class UniformBlocks:
     """Stands in for the architecture GPT (trained and tested in test_ga_gpt.py): a masked block is
     re-generated uniformly from the allowed blocks, with the strategy's seeded generator."""
 
+    encoding = "size-free"  # the layer encoding its contexts are in
+
     def predict_block(self, context, allowed, rng, temperature=1.0):
         return rng.choice(list(allowed))
 

@@ -84,10 +84,21 @@ def test_lr_cosine_and_constant():
     assert {lr_at(c, s, 7) for s in range(35)} == {0.3}
 
 
+def test_linear_warmup_rises_over_the_whole_run():
+    r = TrainRecipe(epochs=3, batch_size=8, lr=0.3, schedule="linear-warmup")
+    lrs = [lr_at(r, s, 4) for s in range(12)]
+    assert lrs == pytest.approx([0.3 * (s + 1) / 12 for s in range(12)])
+    assert all(a < b for a, b in zip(lrs, lrs[1:])) and lr_at(r, 50, 4) == pytest.approx(0.3)
+    assert TrainRecipe(epochs=3, batch_size=8, lr=0.3, warmup_epochs=3, schedule="linear-warmup")
+    with pytest.raises(LmnasError, match="linear-warmup"):
+        TrainRecipe(epochs=3, batch_size=8, lr=0.3, warmup_epochs=1, schedule="linear-warmup")
+
+
 def test_presets_follow_the_papers():
     proxy, retrain, imagenet = PRESETS["gptnas-proxy"], PRESETS["gptnas-retrain"], PRESETS["imagenet"]
     assert (proxy.epochs, proxy.batch_size, proxy.lr) == (6, 512, 0.01)
-    assert lr_at(proxy, 0, 10) == pytest.approx(0.001) and lr_at(proxy, 59, 10) == pytest.approx(0.01)
+    # "linearly incremented to 0.01" over the 6 epochs: 60 steps here, lr/60 ... lr
+    assert [lr_at(proxy, s, 10) for s in (0, 29, 59)] == pytest.approx([0.01 / 60, 0.005, 0.01])
     assert lr_at(retrain, 99 * 10, 10) == pytest.approx(0.01)
     assert lr_at(retrain, 100 * 10, 10) == pytest.approx(0.001)
     assert lr_at(imagenet, 30 * 5, 5) == pytest.approx(0.01) and imagenet.epochs == 120

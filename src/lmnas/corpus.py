@@ -3,7 +3,8 @@
 Pre-training corpus: NAS-Bench-101 cells with validation accuracy >= 0.90 (GPT-NAS),
 each expanded into the layers of its full network (stem, 3 stacks x 3 cells, head) at
 CIFAR size. Fine-tuning corpus: the 36 torchvision variants. One Parquet row per
-architecture; the vocabulary of layer-structure tokens is built over both corpora.
+architecture; the vocabulary of layer-structure tokens is built over both corpora, in the
+chosen encoding (`Layer.structure`: size-free by default, or sized as GPT-NAS's).
 """
 
 from __future__ import annotations
@@ -70,6 +71,7 @@ def build_pretrain_corpus(
     min_val_accuracy: float = 0.90,
     max_archs: int | None = None,
     input_shape: tuple[int, int, int] = (3, 32, 32),
+    encoding: str = "size-free",
 ) -> pa.Table:
     """Rows for the records passing the accuracy filter, best first; `max_archs` keeps the best.
 
@@ -79,7 +81,7 @@ def build_pretrain_corpus(
     rows = []
     for record in kept:
         layers = trace_layers(lambda: build_network(record.cell, in_channels=input_shape[0]), input_shape)
-        rows.append(_row("nasbench101", record.hash, "NAS-Bench-101", layers, record.val_accuracy))
+        rows.append(_row("nasbench101", record.hash, "NAS-Bench-101", layers, record.val_accuracy, encoding))
     return pa.Table.from_pylist(rows, schema=CORPUS_SCHEMA)
 
 
@@ -92,9 +94,10 @@ def select_records(
     return kept if max_archs is None else kept[:max_archs]
 
 
-def build_finetune_corpus(variants: Sequence[Variant] = VARIANTS) -> pa.Table:
+def build_finetune_corpus(variants: Sequence[Variant] = VARIANTS, encoding: str = "size-free") -> pa.Table:
     rows = [
-        _row("torchvision", v.name, v.family, trace_layers(v.build, v.input_shape), None) for v in variants
+        _row("torchvision", v.name, v.family, trace_layers(v.build, v.input_shape), None, encoding)
+        for v in variants
     ]
     return pa.Table.from_pylist(rows, schema=CORPUS_SCHEMA)
 
@@ -113,6 +116,7 @@ def encode_corpus(
     generate_if_missing: int = 0,
     seed: int = 0,
     variants: Sequence[Variant] = VARIANTS,
+    encoding: str = "size-free",
 ) -> dict[str, Any]:
     """Write `pretrain.parquet`, `finetune.parquet`, `vocab.json` and `summary.json` to `out_dir`.
 
@@ -143,13 +147,15 @@ def encode_corpus(
     seconds["load_records"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    pretrain = build_pretrain_corpus(records, min_val_accuracy=min_val_accuracy, max_archs=max_archs)
+    pretrain = build_pretrain_corpus(records, min_val_accuracy=min_val_accuracy, max_archs=max_archs,
+                                     encoding=encoding)
     seconds["pretrain_corpus"] = time.perf_counter() - start
     start = time.perf_counter()
-    finetune = build_finetune_corpus(variants)
+    finetune = build_finetune_corpus(variants, encoding)
     seconds["finetune_corpus"] = time.perf_counter() - start
 
-    vocab = Vocab.build(pretrain.column("structures").to_pylist() + finetune.column("structures").to_pylist())
+    vocab = Vocab.build(pretrain.column("structures").to_pylist() + finetune.column("structures").to_pylist(),
+                        encoding=encoding)
     write_with(out_dir / "pretrain.parquet", lambda p: pq.write_table(pretrain, p))
     write_with(out_dir / "finetune.parquet", lambda p: pq.write_table(finetune, p))
     vocab.save(out_dir / "vocab.json")
@@ -168,6 +174,7 @@ def encode_corpus(
         "pretrain_layers": sum(len(s) for s in pretrain.column("structures").to_pylist()),
         "finetune_archs": finetune.num_rows,
         "finetune_layers": sum(len(s) for s in finetune.column("structures").to_pylist()),
+        "encoding": encoding,
         "vocab_size": len(vocab),
         "num_structures": len(vocab.structures),
         "seconds": {k: round(v, 3) for k, v in seconds.items()},
@@ -186,14 +193,16 @@ def generate_records(count: int, seed: int) -> list[Record]:
     return list(by_hash.values())
 
 
-def _row(source: str, arch_id: str, family: str, layers: list[Layer], val_accuracy: float | None) -> dict[str, Any]:
+def _row(
+    source: str, arch_id: str, family: str, layers: list[Layer], val_accuracy: float | None, encoding: str
+) -> dict[str, Any]:
     return {
         "source": source,
         "arch_id": arch_id,
         "family": family,
         "layers": [layer.to_dict() for layer in layers],
         "text": encode_text(layers),
-        "structures": [layer.structure() for layer in layers],
+        "structures": [layer.structure(encoding) for layer in layers],
         "blocks": [layer.block for layer in layers],
         "val_accuracy": val_accuracy,
     }

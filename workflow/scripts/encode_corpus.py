@@ -13,6 +13,7 @@ def main(smk):
         max_archs=settings["max_archs"],
         generate_if_missing=settings["generate_if_missing"],
         seed=smk.params.seed,
+        encoding=smk.params.corpus["encoding"],
     )
 
 

@@ -18,6 +18,7 @@ def main(smk):
         batch_size=s["batch_size"],
         lr=s["lr"],
         val_fraction=s["val_fraction"],
+        stride=s["stride"],  # None: window // 2
         seed=smk.params.seed,
         device=resolve_device(smk.params.device),
         progress=smk.params.progress,

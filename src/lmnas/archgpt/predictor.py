@@ -51,6 +51,11 @@ class ArchGPTPredictor:
         self.window = model.config.n_positions - 1
         self._warned: set[tuple[str, ...]] = set()
 
+    @property
+    def encoding(self) -> str:
+        """The layer-structure encoding (`Layer.structure`) the contexts must be given in."""
+        return self.vocab.encoding
+
     @classmethod
     def load(cls, finetuned_dir: Path, device: str | torch.device = "cpu") -> ArchGPTPredictor:
         finetuned_dir = Path(finetuned_dir)

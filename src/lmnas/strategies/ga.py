@@ -46,13 +46,17 @@ class GeneticAlgorithm(Strategy):
         if self.generation > self.generations:
             return []
         if self.generation == 0:
-            batch = [self.space.sample(self.rng) for _ in range(self.population_size)]
+            batch = self.initial()
         else:
             batch = self.offspring()
         # Distinct genotypes only: a twin would be told twice and close the generation early.
         self.pending = {self.space.key(g): g for g in batch}
         self.results = {}
         return list(self.pending.values())
+
+    def initial(self) -> list[Genotype]:
+        """Generation 0: `population` random architectures."""
+        return [self.space.sample(self.rng) for _ in range(self.population_size)]
 
     def offspring(self) -> list[Genotype]:
         children: list[Genotype] = []
