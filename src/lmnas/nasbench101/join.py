@@ -101,3 +101,26 @@ def params_mismatches(joined: pa.Table) -> list[dict[str, Any]]:
     """Rows whose file params differ from our built network's."""
     rows = joined.select(["hash", "matrix", "ops", "params", "params_built"]).to_pylist()
     return [r for r in rows if r["params"] != r["params_built"]]
+
+
+_JOINED: dict[tuple[Path, Path], pa.Table] = {}
+
+
+def load_joined(cells_path: str | os.PathLike[str], results_path: str | os.PathLike[str]) -> pa.Table:
+    """The enumerated cells joined with a results file, once per process."""
+    from lmnas.nasbench101.enumerate import read_cells
+
+    key = (Path(cells_path).resolve(), Path(results_path).resolve())
+    if key not in _JOINED:
+        _JOINED[key] = join_results(read_cells(key[0], ["hash", "matrix", "ops"]), load_hash_results(key[1]),
+                                    source=str(key[1]))
+    return _JOINED[key]
+
+
+def joined_cells(cells_path: str | os.PathLike[str], results_path: str | os.PathLike[str],
+                 split: str | None = None) -> dict[str, CellSpec]:
+    """hash → cell (the benchmark's vertex order) of the joined table, one split or both."""
+    if split not in (None, *SPLITS):
+        raise LmnasError(f"split: {split!r}; expected one of {list(SPLITS)} or None")
+    table = load_joined(cells_path, results_path).select(["hash", "matrix", "ops", "split"])
+    return {r["hash"]: CellSpec(r["matrix"], r["ops"]) for r in table.to_pylist() if split in (None, r["split"])}

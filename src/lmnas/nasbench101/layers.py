@@ -11,6 +11,8 @@ attributes, blocks; tested equal on a sample) and `cell_structures` just their G
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from lmnas.encoding.layers import Layer
 from lmnas.nasbench101.cell import CONV3X3, MAXPOOL3X3, CellSpec
 from lmnas.nasbench101.network import compute_vertex_channels
@@ -71,6 +73,65 @@ def cell_layers(
     return layers
 
 
-def cell_structures(cell: CellSpec, **network: object) -> list[str]:
-    """The GPT tokens (`Layer.structure()`) of `cell_layers`."""
-    return [layer.structure() for layer in cell_layers(cell, **network)]  # type: ignore[arg-type]
+def cell_structures(
+    cell: CellSpec,
+    num_classes: int = 10,
+    stem_channels: int = 128,
+    num_stacks: int = 3,
+    cells_per_stack: int = 3,
+    input_shape: tuple[int, int, int] = (3, 32, 32),
+) -> list[str]:
+    """The GPT tokens (`Layer.structure()`) of `cell_layers`, without building the layers: the
+    token only depends on a layer's kind and whether its channels grow, stay or shrink."""
+    cell = cell.pruned()
+    m, n = cell.matrix, cell.num_vertices
+    tokens: list[str] = []
+
+    def conv_bn_relu(c0: int, c1: int, kernel: int) -> None:
+        tokens.extend(_conv_tokens(kernel, _change(c0, c1)))
+
+    conv_bn_relu(input_shape[0], stem_channels, 3)
+    channels = stem_channels
+    for stack in range(num_stacks):
+        cell_in = channels
+        if stack > 0:
+            tokens.append(_token("MaxPool2d", 2, "same"))
+            channels *= 2
+        for _ in range(cells_per_stack):
+            widths = compute_vertex_channels(cell_in, channels, m)
+            for t in range(1, n - 1):
+                if m[0][t]:
+                    conv_bn_relu(cell_in, widths[t], 1)
+                if cell.ops[t] == MAXPOOL3X3:
+                    tokens.append(_token("MaxPool2d", 3, "same"))
+                else:
+                    conv_bn_relu(widths[t], widths[t], 3 if cell.ops[t] == CONV3X3 else 1)
+            if m[0][n - 1]:
+                conv_bn_relu(cell_in, channels, 1)
+            cell_in = channels
+    tokens.append(_token("AdaptiveAvgPool2d", 0, "same"))
+    tokens.append(_token("Linear", 0, _change(channels, num_classes)))
+    return tokens
+
+
+def _change(c0: int, c1: int) -> str:
+    return "same" if c0 == c1 else "up" if c1 > c0 else "down"
+
+
+@lru_cache(maxsize=None)
+def _conv_tokens(kernel: int, change: str) -> tuple[str, str, str]:
+    return _token("Conv2d", kernel, change), _token("BatchNorm2d", 0, "same"), _token("ReLU", 0, "same")
+
+
+@lru_cache(maxsize=None)
+def _token(kind: str, kernel: int, change: str) -> str:
+    """Layer.structure() of a representative layer of that kind (sizes 8 → 8/16/4 channels)."""
+    c1 = {"same": 8, "up": 16, "down": 4}[change]
+    extra: dict = {"bias_used": kind in ("BatchNorm2d", "Linear")}
+    if kind == "Conv2d":
+        extra.update(kernel=(kernel, kernel), stride=(1, 1), padding=(kernel // 2,) * 2, dilation=(1, 1))
+    elif kind == "MaxPool2d":  # 3x3/1 pad 1 in a cell, 2x2/2 between stacks
+        stride, pad = (1, 1) if kernel == 3 else (2, 2), (1, 1) if kernel == 3 else (0, 0)
+        extra.update(kernel=(kernel, kernel), stride=stride, padding=pad, dilation=(1, 1))
+    sizes = ((8,), (c1,)) if kind == "Linear" else ((4, 4, 8), (4, 4, c1))
+    return Layer(id=0, type=kind, name="", in_size=sizes[0], out_size=sizes[1], **extra).structure()
