@@ -35,7 +35,7 @@ def prepared(name):
 
 
 def uses_archgpt():
-    return config["search"]["strategy"] == "ga-gpt"
+    return config["search"]["strategy"] in ("ga-gpt", "random-gpt")
 
 
 def search_needs_data():

@@ -59,6 +59,7 @@ EDGE_FLIP_P = 1.0 / MAX_VERTICES
 OP_CHANGE_P = 1.0 / (MAX_VERTICES - 2)
 CROSSOVER_TRIES = 10
 _PAD = -1  # op index of a padding vertex in the Hamming vectors
+_NEAREST_CACHE = 1 << 16  # (cell, excluded) pairs whose nearest candidates are kept
 
 
 # ---- canonical form and key ---------------------------------------------------------------------
@@ -221,20 +222,16 @@ def _cell_of_key(key: str) -> CellSpec:
 def _padded_form_key(matrix: list[list[int]], ops: list[str]) -> int:
     """enumerate.form_key of the pruned form of a padded 7-vertex cell; -1 if nothing connects."""
     n = len(matrix)
-    forward, backward = [False] * n, [False] * n
-    forward[0], backward[n - 1] = True, True
-    for v in range(n):
-        if forward[v]:
-            row = matrix[v]
-            for w in range(v + 1, n):
-                if row[w]:
-                    forward[w] = True
-    for v in range(n - 1, -1, -1):
-        if backward[v]:
-            for u in range(v):
-                if matrix[u][v]:
-                    backward[u] = True
-    keep = [v for v in range(n) if forward[v] and backward[v]]
+    outs = [sum(1 << w for w in range(v + 1, n) if matrix[v][w]) for v in range(n)]  # out-neighbour bitmasks
+    forward, backward = 1, 1 << (n - 1)
+    for v in range(n):  # vertex order is topological
+        if forward >> v & 1:
+            forward |= outs[v]
+    for v in range(n - 2, -1, -1):
+        if outs[v] & backward:
+            backward |= 1 << v
+    both = forward & backward
+    keep = [v for v in range(n) if both >> v & 1]
     if not keep or keep[0] != 0 or keep[-1] != n - 1:
         return -1
     bits = 0
@@ -293,6 +290,8 @@ class NASBench101Space(SearchSpace):
         self.index = None
         self._canon: dict[CellSpec, CellSpec] = {}  # any cell seen -> canonical (index path)
         self._keys: dict[CellSpec, str] = {}  # canonical cell -> key (index path)
+        self._parsed: dict[str, CellSpec] = {}  # key -> canonical cell (index path)
+        self._hashes: dict[CellSpec, str] = {}  # canonical cell -> module hash (index path)
         if cells is not None:
             from lmnas.nasbench101.index import CellIndex
 
@@ -313,15 +312,19 @@ class NASBench101Space(SearchSpace):
         self.candidates = sorted(cells, key=cell_key)
         self._candidate_set = frozenset(self.candidates)
         self._candidate_index = {c: i for i, c in enumerate(self.candidates)}
+        self._nearest: dict[tuple[CellSpec, CellSpec | None], np.ndarray] = {}  # a cache: same result, less work
         # Hamming distances by popcount: (K,) edge bits and one-hot op codes (2 bits per differing op)
         self._candidate_edges, self._candidate_ops = _packed(np.stack([_vector(c) for c in self.candidates]))
 
     def _parse_key(self, key: str) -> CellSpec:
         if self.index is None:
             return parse_cell_key(key)
-        if not isinstance(key, str) or _KEY_RE.match(key.strip()) is None:
-            return parse_cell_key(key)  # raises, saying what a key looks like
-        return self.canonical(_cell_of_key(key))
+        cell = self._parsed.get(key) if isinstance(key, str) else None
+        if cell is None:
+            if not isinstance(key, str) or _KEY_RE.match(key.strip()) is None:
+                return parse_cell_key(key)  # raises, saying what a key looks like
+            cell = self._parsed[key] = self.canonical(_cell_of_key(key))
+        return cell
 
     def canonical(self, cell: CellSpec) -> CellSpec:
         """canonical_cell(cell), by index lookup when the space has `cells`."""
@@ -393,6 +396,16 @@ class NASBench101Space(SearchSpace):
         Hamming distance to it, `exclude` left out unless it is the only candidate."""
         if self.candidates is None or (cell in self._candidate_set and cell != exclude):
             return cell
+        nearest = self._nearest.get((cell, exclude))
+        if nearest is None:
+            nearest = self._nearest_candidates(cell, exclude)
+            if len(self._nearest) >= _NEAREST_CACHE:
+                self._nearest.clear()
+            self._nearest[(cell, exclude)] = nearest
+        return self.candidates[int(nearest[rng.randrange(len(nearest))])]
+
+    def _nearest_candidates(self, cell: CellSpec, exclude: CellSpec | None) -> np.ndarray:
+        """Indices of the candidates at the smallest Hamming distance to `cell` (`exclude` left out)."""
         vector = _vector(cell).tolist()
         edges = sum(1 << k for k in range(21) if vector[k])
         ops = sum(1 << (4 * v + vector[21 + v] + 1) for v in range(len(vector) - 21))  # as _packed does
@@ -400,8 +413,7 @@ class NASBench101Space(SearchSpace):
                     + np.bitwise_count(self._candidate_ops ^ np.uint32(ops)) // 2)
         if exclude is not None and len(self.candidates) > 1 and exclude in self._candidate_set:
             distance[self._candidate_index[exclude]] = np.iinfo(np.int64).max
-        nearest = np.flatnonzero(distance == distance.min())
-        return self.candidates[int(nearest[rng.randrange(len(nearest))])]
+        return np.flatnonzero(distance == distance.min())
 
     def validate(self, genotype: Any) -> CellSpec:
         """The canonical pruned cell of a CellSpec, key, {'matrix', 'ops'} or (matrix, ops)."""
@@ -426,7 +438,11 @@ class NASBench101Space(SearchSpace):
     def hash_key(self, genotype: CellSpec) -> str:
         """The benchmark's module hash (md5 hex), the key of the hash-keyed tables."""
         if self.index is not None:
-            return str(self.index.hashes[self.index.row(self.canonical(_as_cell(genotype)))])
+            cell = self.canonical(_as_cell(genotype))
+            module_hash = self._hashes.get(cell)
+            if module_hash is None:
+                module_hash = self._hashes[cell] = str(self.index.hashes[self.index.row(cell)])
+            return module_hash
         return _module_hash(_as_cell(genotype))
 
     # -- networks ---------------------------------------------------------------------------------
