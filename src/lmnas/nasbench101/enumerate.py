@@ -40,7 +40,7 @@ CELLS_SCHEMA = pa.schema(
         ("forms", pa.list_(pa.int64())),  # form_key of every labelled vertex order of the cell
     ]
 )
-_CHUNK = 1500  # bit patterns per task: ~1 s of hashing for 7 vertices
+_CHUNK = 200  # bit patterns per task (~4 s of hashing at 7 vertices): enough tasks to balance the workers
 
 
 def form_key(num_vertices: int, bits: int, labels: Sequence[int]) -> int:
