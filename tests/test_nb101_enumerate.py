@@ -124,3 +124,16 @@ def test_closed_form_params_equal_the_built_network():
         with on_meta():
             net = build_network(cell)
         assert network_parameters(cell) == count_parameters(net)
+
+
+def test_joined_parquet_reads_as_records(small, tmp_path):
+    from lmnas.nasbench101.enumerate import write_cells
+    from lmnas.nasbench101.records import load_records
+
+    table, _ = small
+    rows = random.Random(4).sample(table.to_pylist(), 5)
+    results = {r["hash"]: {"val_acc_108": 0.5 + i / 10, "params": 1} for i, r in enumerate(rows)}
+    write_cells(tmp_path / "joined.parquet", join_results(table, results))
+    records = {r.source_id: r for r in load_records(tmp_path / "joined.parquet")}
+    assert {h: r.val_accuracy for h, r in records.items()} == {h: v["val_acc_108"] for h, v in results.items()}
+    assert all(r.hash == h for h, r in records.items())
