@@ -24,6 +24,7 @@ rule all:
 
 
 include: "workflow/rules/prepare_data.smk"
+include: "workflow/rules/nb101_cells.smk"
 include: "workflow/rules/encode_corpus.smk"
 include: "workflow/rules/train_archgpt.smk"
 include: "workflow/rules/search.smk"

@@ -312,7 +312,7 @@ def test_nb101_table_settings_are_checked(tmp_path, space) -> None:
     def evaluate(**settings):
         return EVALUATORS.create("table", benchmarks_dir=str(tmp_path), **settings).evaluate(space, "1|", seed=0)
 
-    with pytest.raises(LmnasError, match=r"NAS-Bench-101 tables are \['subset', 'hash20k'\]"):
+    with pytest.raises(LmnasError, match=r"NAS-Bench-101 tables are \['subset', 'hash20k', 'joined'\]"):
         evaluate(table="full")
     with pytest.raises(LmnasError, match="subset table holds 108 epochs, not 36"):
         evaluate(epochs=36)

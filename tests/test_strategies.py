@@ -15,7 +15,7 @@ from synthetic import SyntheticEvaluator, reseed_globals  # noqa: E402
 
 SPACE = {"min_blocks": 3, "max_blocks": 6, "stage_widths": [16, 32, 64], "input_shape": [1, 8, 8], "num_classes": 5}
 # Strategies that need a model or a server: tested in test_ga_gpt.py and test_genius.py.
-NEEDS_MODEL = {"ga-gpt", "genius", "genius-hybrid"}
+NEEDS_MODEL = {"ga-gpt", "random-gpt", "genius", "genius-hybrid"}
 
 
 def trace(name, seed, rounds=30, global_seed=0):

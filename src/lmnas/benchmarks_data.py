@@ -106,7 +106,7 @@ CHANNEL_BENCH_FILES = {"channel-bench-macro-resnet": "Results_ResNet.json",
 CHANNEL_BENCH_SOURCE = ("github.com/mingkai-zheng/GENIUS, benchmark/{file} (commit 97361d30b2da337edd0c8e1ed71b7c88b4a85d38), "
                         "also in github.com/xiusu/Channel-Bench-Macro")
 TABLE_SPACES = ("nas-bench-macro", "nas-bench-201", "nas-bench-101", *CHANNEL_BENCH_FILES)
-NB101_TABLES = ("subset", "hash20k")
+NB101_TABLES = ("subset", "hash20k", "joined")
 NB101_HASH20K_EPOCHS = (4, 12, 36, 108)
 
 
@@ -123,7 +123,7 @@ def _pick_metric(space: str, metric: str | None, allowed: dict[str, str], defaul
 def table_spec(space: str, dataset: str = "cifar10", epochs: int | None = None, metric: str | None = None,
                table: str | None = None) -> TableSpec:
     """The table serving `space` on `dataset`; raises LmnasError saying why there is none.
-    `table` picks among several tables of one space (NAS-Bench-101: subset | hash20k)."""
+    `table` picks among several tables of one space (NAS-Bench-101: subset | hash20k | joined)."""
     if table is not None and space != "nas-bench-101":
         raise LmnasError(f"search.evaluator.table: {table!r} applies to nas-bench-101 only, not {space}")
     if space in NO_TABLE:
@@ -169,7 +169,9 @@ def table_spec(space: str, dataset: str = "cifar10", epochs: int | None = None, 
 def _nb101_spec(dataset: str, epochs: int | None, metric: str | None, table: str | None) -> TableSpec:
     """Both NAS-Bench-101 sources hold CIFAR-10 *validation* accuracy only (no test accuracy):
     the NASLib subset (292 cells with structure, 108 epochs) and the first 20,001 cells by module
-    hash (4/12/36/108 epochs, no structure: looked up by the hash of a cell)."""
+    hash (4/12/36/108 epochs, no structure: looked up by the hash of a cell). "joined" is that
+    hash table joined with the enumerated cells (the evaluator's `cells` file): same rows and
+    columns, with structure, optionally one split of them (`lmnas.nasbench101.join`)."""
     space = "nas-bench-101"
     if dataset != "cifar10":
         raise LmnasError(f"search.evaluator.dataset: NAS-Bench-101 has only cifar10, not {dataset!r}")

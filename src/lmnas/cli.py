@@ -111,6 +111,12 @@ def _list(args: argparse.Namespace) -> None:
         print(f"{registry.kind}: {', '.join(registry.names())}")
 
 
+def _nb101(args: argparse.Namespace) -> None:
+    from lmnas.nasbench101.commands import nb101_command
+
+    print(json.dumps(nb101_command(args), indent=2))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lmnas", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -142,6 +148,10 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--genotype", required=True, help="the canonical key, as the benchmark tables write it")
     a.add_argument("--settings", help="space settings as JSON, e.g. '{\"min_blocks\": 4}'")
     a.set_defaults(func=_arch)
+
+    from lmnas.nasbench101.commands import add_nb101_parser
+
+    add_nb101_parser(sub).set_defaults(func=_nb101)
 
     ls = sub.add_parser("list", help="registered spaces, strategies and evaluators")
     ls.set_defaults(func=_list)

@@ -18,6 +18,7 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from tqdm import tqdm
 
 from lmnas.encoding.families import VARIANTS, Variant
 from lmnas.encoding.layers import Layer, encode_text
@@ -26,7 +27,7 @@ from lmnas.encoding.vocab import Vocab
 from lmnas.errors import LmnasError
 from lmnas.io import write_json, write_with
 from lmnas.nasbench101.cell import random_cell
-from lmnas.nasbench101.network import build_network
+from lmnas.nasbench101.layers import cell_layers
 from lmnas.nasbench101.records import Record, load_records
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,7 @@ def build_pretrain_corpus(
     max_archs: int | None = None,
     input_shape: tuple[int, int, int] = (3, 32, 32),
     encoding: str = "size-free",
+    progress: bool = False,
 ) -> pa.Table:
     """Rows for the records passing the accuracy filter, best first; `max_archs` keeps the best.
 
@@ -79,8 +81,9 @@ def build_pretrain_corpus(
     """
     kept = select_records(records, min_val_accuracy=min_val_accuracy, max_archs=max_archs)
     rows = []
-    for record in kept:
-        layers = trace_layers(lambda: build_network(record.cell, in_channels=input_shape[0]), input_shape)
+    # Layers computed from the cell, not traced (equal, tested; ~100x faster: the whole space in minutes).
+    for record in tqdm(kept, desc="nb101 corpus", unit="cell", disable=not progress):
+        layers = cell_layers(record.cell, input_shape=input_shape)
         rows.append(_row("nasbench101", record.hash, "NAS-Bench-101", layers, record.val_accuracy, encoding))
     return pa.Table.from_pylist(rows, schema=CORPUS_SCHEMA)
 

@@ -57,7 +57,7 @@ def prepared(name):
 
 
 def uses_archgpt():
-    return config["search"]["strategy"] == "ga-gpt"
+    return config["search"]["strategy"] in ("ga-gpt", "random-gpt")
 
 
 def writes_transcript():

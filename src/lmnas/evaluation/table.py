@@ -8,6 +8,11 @@ NAS-Bench-101 (`table`: "subset" = NASLib's 292 cells, keyed by the space's cano
 "hash20k" = 20,001 cells keyed by module hash, `epochs` 4/12/36/108): both hold CIFAR-10
 validation accuracy only, so `accuracy` = `val_accuracy` and there is no `test_accuracy`.
 `keys(space)` lists a structured table's keys, e.g. as the space's `candidates`.
+
+"joined" (NAS-Bench-101): the hash20k rows joined with the enumerated cells (`cells`: the
+Parquet of `lmnas nb101 enumerate`), so the table has structure; `split` "a" / "b" keeps one of
+its two disjoint halves (`lmnas.nasbench101.join.split_of`), e.g. search on "b" while the
+architecture GPT learnt from "a". Lookups stay one dict access by module hash.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ class _Lookup:
     spec: TableSpec
     path: Path
     rows: dict[str, _Row]
+    cells: list[Any] | None = None  # joined table: the CellSpecs of `rows`, sorted by hash
 
 
 @EVALUATORS.register("table")
@@ -62,6 +68,8 @@ class TableEvaluator(Evaluator):
         epochs: int | None = None,
         cost_per_query_s: float = 0.0,
         table: str | None = None,
+        cells: str | Path | None = None,
+        split: str | None = None,
     ) -> None:
         if cost_per_query_s < 0:
             raise LmnasError(f"search.evaluator.cost_per_query_s: must be >= 0, got {cost_per_query_s}")
@@ -71,6 +79,15 @@ class TableEvaluator(Evaluator):
         self.epochs = epochs
         self.cost_per_query_s = float(cost_per_query_s)
         self.table = table
+        if (cells is not None or split is not None) and table != "joined":
+            raise LmnasError("search.evaluator.cells / split: apply to table 'joined' only")
+        if table == "joined" and cells is None:
+            raise LmnasError("search.evaluator.cells: table 'joined' needs the enumerated cells Parquet "
+                             "(lmnas nb101 enumerate --out cells.parquet)")
+        if split not in (None, "a", "b"):
+            raise LmnasError(f"search.evaluator.split: {split!r}; expected 'a', 'b' or null (both)")
+        self.cells = None if cells is None else Path(cells).expanduser().resolve()
+        self.split = split
         self._lookups: dict[str, _Lookup] = {}
 
     def spec(self, space: SearchSpace) -> TableSpec:
@@ -82,7 +99,14 @@ class TableEvaluator(Evaluator):
             spec = self.spec(space)
             path = table_path(spec, self.benchmarks_dir)
             rows = load_spec_table(spec, path)
-            lookup = _Lookup(spec, path, {k: self._row(spec, path, k, v) for k, v in rows.items()})
+            cells = None
+            if self.table == "joined":
+                from lmnas.nasbench101.join import joined_cells
+
+                cells = joined_cells(self.cells, path, self.split)
+                rows = {h: rows[h] for h in cells}
+            lookup = _Lookup(spec, path, {k: self._row(spec, path, k, v) for k, v in rows.items()},
+                             None if cells is None else list(cells.values()))
             self._lookups[space.name] = lookup
         return lookup
 
@@ -129,6 +153,8 @@ class TableEvaluator(Evaluator):
     def keys(self, space: SearchSpace) -> list[str]:
         """The space keys of every architecture in the table (sorted), e.g. for a space's `candidates`."""
         lookup = self._lookups.get(space.name) or self._lookup(space)
+        if lookup.cells is not None:
+            return sorted({space.key(cell) for cell in lookup.cells})
         if lookup.spec.key_kind == "hash":
             raise LmnasError(f"benchmark table {lookup.path} is keyed by module hash and holds no cell "
                              f"structure, so it cannot list {space.name} keys; use table 'subset'")
@@ -136,6 +162,12 @@ class TableEvaluator(Evaluator):
 
     def optimum(self, space: SearchSpace) -> TableStats:
         """Best searched-on value in the table and the test value of the architecture reaching it."""
+        if self.table == "joined":  # the joined split, not the whole file
+            lookup = self._lookups.get(space.name) or self._lookup(space)
+            values = {k: row.metrics["accuracy"] for k, row in lookup.rows.items()}
+            best = max(values.values())
+            return TableStats(lookup.spec, len(values), best, tuple(sorted(k for k, v in values.items() if v == best)),
+                              None, None, sum(values.values()) / len(values))
         return table_stats(space.name, self.dataset, self.epochs, self.metric, self.benchmarks_dir, self.table)
 
     def input_files(self, space: SearchSpace) -> dict[str, Path]:
@@ -144,4 +176,4 @@ class TableEvaluator(Evaluator):
     def settings(self) -> dict[str, Any]:
         return {"name": self.name, "benchmarks_dir": str(self.benchmarks_dir), "dataset": self.dataset,
                 "metric": self.metric, "epochs": self.epochs, "cost_per_query_s": self.cost_per_query_s,
-                "table": self.table}
+                "table": self.table, "cells": None if self.cells is None else str(self.cells), "split": self.split}

@@ -175,3 +175,38 @@ def _init_like_tf(module: nn.Module) -> None:
     elif isinstance(module, nn.Linear):
         nn.init.xavier_uniform_(module.weight)
         nn.init.zeros_(module.bias)
+
+
+def network_parameters(
+    cell: CellSpec,
+    num_classes: int = 10,
+    stem_channels: int = 128,
+    num_stacks: int = 3,
+    cells_per_stack: int = 3,
+    in_channels: int = 3,
+) -> int:
+    """count_parameters(build_network(...)) in closed form (no module built): convs k*k*C_in*C_out,
+    each BN 2*C (gamma, beta), the dense layer C*classes + classes. Follows the vertex order given."""
+    cell = cell.pruned()
+    m, n = cell.matrix, cell.num_vertices
+
+    def conv_bn(c_in: int, c_out: int, kernel: int) -> int:
+        return kernel * kernel * c_in * c_out + 2 * c_out
+
+    total = conv_bn(in_channels, stem_channels, 3)
+    channels = stem_channels
+    for stack in range(num_stacks):
+        cell_in = channels
+        if stack > 0:
+            channels *= 2
+        for _ in range(cells_per_stack):
+            widths = compute_vertex_channels(cell_in, channels, m)
+            for t in range(1, n - 1):
+                if m[0][t]:
+                    total += conv_bn(cell_in, widths[t], 1)
+                if cell.ops[t] != MAXPOOL3X3:
+                    total += conv_bn(widths[t], widths[t], 3 if cell.ops[t] == CONV3X3 else 1)
+            if m[0][n - 1]:
+                total += conv_bn(cell_in, channels, 1)
+            cell_in = channels
+    return total + channels * num_classes + num_classes

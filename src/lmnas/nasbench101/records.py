@@ -97,13 +97,17 @@ def _checked(path: Path, key: str, name: str, value: float) -> float:
 
 def load_parquet_records(path: Path) -> list[Record]:
     """Columns `matrix` (list<list<int>>), `ops` (list<string>), `val_acc` (fraction, nullable);
-    optional `test_acc`, `params` and `id` (else the row number is the source id)."""
+    optional `test_acc`, `params` and `id` (else the row number is the source id). The joined table
+    (`lmnas nb101 join`) works too: `val_acc_108` / `test_acc_108` then, and `hash` as the id."""
     import pyarrow.parquet as pq
 
     rows = pq.read_table(path).to_pylist()
     records = []
     for index, row in enumerate(rows):
-        key = str(row.get("id", index))
+        key = str(row.get("id", row.get("hash", index)))
+        for name in ("val_acc", "test_acc"):
+            if row.get(name) is None and row.get(f"{name}_108") is not None:
+                row[name] = row[f"{name}_108"]
         for column in ("matrix", "ops"):
             if column not in row:
                 raise LmnasError(f"{path}: missing column {column!r}; expected matrix, ops, val_acc")

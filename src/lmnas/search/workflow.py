@@ -46,9 +46,9 @@ def search_from_config(
         space.setdefault("input_shape", manifest["image_shape"])
         space.setdefault("num_classes", manifest["num_classes"])
     strategy = chosen(search_cfg, "strategy")
-    if strategy["name"] == "ga-gpt":
+    if strategy["name"] in ("ga-gpt", "random-gpt"):
         if archgpt_dir is None:
-            raise LmnasError("search.strategy ga-gpt needs a trained architecture GPT (archgpt_dir)")
+            raise LmnasError(f"search.strategy {strategy['name']} needs a trained architecture GPT (archgpt_dir)")
         strategy.setdefault("archgpt_dir", str(archgpt_dir))
         strategy.setdefault("device", device)
     evaluator = chosen(search_cfg, "evaluator")

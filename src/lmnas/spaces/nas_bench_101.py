@@ -20,6 +20,12 @@ can differ from the order stored in the benchmark by a few thousand parameters (
 `candidates` (keys) restricts the space to a finite set, e.g. the cells of a table
 (`TableEvaluator.keys(space)`): sampling draws from it, and mutation/crossover children outside
 it move to a random candidate at the smallest Hamming distance (padded 7x7 upper triangle + ops).
+
+`cells` (the Parquet of `lmnas nb101 enumerate`) makes every cell operation an index lookup
+(`nasbench101.index.CellIndex`): a child's canonical cell and module hash come from a binary
+search over all vertex orders of all 423,624 cells, not from canonicalising it, and invalid
+children are those the index lacks. Same genotypes, keys and draws as without it (tested);
+it is what lets a table search run at thousands of evaluations per second.
 """
 
 from __future__ import annotations
@@ -53,6 +59,7 @@ EDGE_FLIP_P = 1.0 / MAX_VERTICES
 OP_CHANGE_P = 1.0 / (MAX_VERTICES - 2)
 CROSSOVER_TRIES = 10
 _PAD = -1  # op index of a padding vertex in the Hamming vectors
+_NEAREST_CACHE = 1 << 16  # (cell, excluded) pairs whose nearest candidates are kept
 
 
 # ---- canonical form and key ---------------------------------------------------------------------
@@ -186,6 +193,58 @@ def _vector(cell: CellSpec) -> np.ndarray:
     return np.array(bits + labels, dtype=np.int8)
 
 
+def _packed(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(K, 26) Hamming vectors → (K,) uint32 edge bits and (K,) uint32 one-hot ops (4 bits per vertex:
+    padding, c3, c1, mp), so Hamming = popcount(edges ^ e) + popcount(ops ^ o) / 2."""
+    weights = (1 << np.arange(21, dtype=np.uint32))
+    edges = (vectors[:, :21].astype(np.uint32) * weights).sum(axis=1).astype(np.uint32)
+    ops = np.zeros(len(vectors), dtype=np.uint32)
+    for v in range(vectors.shape[1] - 21):
+        ops |= (np.uint32(1) << (4 * v + vectors[:, 21 + v].astype(np.int64) + 1).astype(np.uint32))
+    return edges, ops
+
+
+def _cell_of_key(key: str) -> CellSpec:
+    """The cell a key writes, in the key's own vertex order (not canonicalised); LmnasError if invalid."""
+    bits, codes_text = _KEY_RE.match(key.strip()).groups()  # type: ignore[union-attr]
+    codes = codes_text.split(",") if codes_text else []
+    n = len(codes) + 2
+    if any(c not in _OP_OF for c in codes) or len(bits) != n * (n - 1) // 2:
+        return parse_cell_key(key)  # raises with the reason
+    it = iter(bits)
+    upper = [[int(next(it)) if j > i else 0 for j in range(n)] for i in range(n)]
+    try:
+        return CellSpec(upper, [INPUT, *(_OP_OF[c] for c in codes), OUTPUT])
+    except LmnasError as exc:
+        raise LmnasError(f"NAS-Bench-101 key {key!r}: {exc}") from None
+
+
+def _padded_form_key(matrix: list[list[int]], ops: list[str]) -> int:
+    """enumerate.form_key of the pruned form of a padded 7-vertex cell; -1 if nothing connects."""
+    n = len(matrix)
+    outs = [sum(1 << w for w in range(v + 1, n) if matrix[v][w]) for v in range(n)]  # out-neighbour bitmasks
+    forward, backward = 1, 1 << (n - 1)
+    for v in range(n):  # vertex order is topological
+        if forward >> v & 1:
+            forward |= outs[v]
+    for v in range(n - 2, -1, -1):
+        if outs[v] & backward:
+            backward |= 1 << v
+    both = forward & backward
+    keep = [v for v in range(n) if both >> v & 1]
+    if not keep or keep[0] != 0 or keep[-1] != n - 1:
+        return -1
+    bits = 0
+    for y in range(1, len(keep)):
+        for x in range(y):
+            if matrix[keep[x]][keep[y]]:
+                bits |= 1 << (x + y * (y - 1) // 2)
+    code = 0
+    for v in keep[1:-1]:
+        code = code * 3 + _OP_INDEX[ops[v]]
+    return (len(keep) << 29) | (bits << 8) | code
+
+
 def _random_ops(rng: random.Random, count: int) -> list[str]:
     return [rng.choice(AVAILABLE_OPS) for _ in range(count)]
 
@@ -212,6 +271,7 @@ class NASBench101Space(SearchSpace):
         cells_per_stack: int = 3,
         input_shape: Sequence[int] = (3, 32, 32),
         candidates: Sequence[str] | None = None,
+        cells: str | None = None,
     ) -> None:
         if len(input_shape) != 3 or min(input_shape) < 1:
             raise LmnasError(f"search.space.input_shape: expected [C, H, W], got {list(input_shape)}")
@@ -226,6 +286,16 @@ class NASBench101Space(SearchSpace):
         self.cells_per_stack = int(cells_per_stack)
         self.input_shape = tuple(int(s) for s in input_shape)  # type: ignore[assignment]
         self.candidates: list[CellSpec] | None = None
+        self.cells = cells
+        self.index = None
+        self._canon: dict[CellSpec, CellSpec] = {}  # any cell seen -> canonical (index path)
+        self._keys: dict[CellSpec, str] = {}  # canonical cell -> key (index path)
+        self._parsed: dict[str, CellSpec] = {}  # key -> canonical cell (index path)
+        self._hashes: dict[CellSpec, str] = {}  # canonical cell -> module hash (index path)
+        if cells is not None:
+            from lmnas.nasbench101.index import CellIndex
+
+            self.index = CellIndex.load(cells)
         if candidates is not None:
             self._set_candidates(candidates)
 
@@ -235,13 +305,43 @@ class NASBench101Space(SearchSpace):
         cells: dict[CellSpec, None] = {}
         for i, key in enumerate(keys):
             try:
-                cells[parse_cell_key(key)] = None
+                cells[self._parse_key(key)] = None
             except LmnasError as exc:
                 raise LmnasError(f"search.space.candidates[{i}]: {exc}") from None
         # Sorted by key: the same set gives the same sampling sequence whatever the order given.
         self.candidates = sorted(cells, key=cell_key)
         self._candidate_set = frozenset(self.candidates)
-        self._candidate_vectors = np.stack([_vector(c) for c in self.candidates])  # (K, 26)
+        self._candidate_index = {c: i for i, c in enumerate(self.candidates)}
+        self._nearest: dict[tuple[CellSpec, CellSpec | None], np.ndarray] = {}  # a cache: same result, less work
+        # Hamming distances by popcount: (K,) edge bits and one-hot op codes (2 bits per differing op)
+        self._candidate_edges, self._candidate_ops = _packed(np.stack([_vector(c) for c in self.candidates]))
+
+    def _parse_key(self, key: str) -> CellSpec:
+        if self.index is None:
+            return parse_cell_key(key)
+        cell = self._parsed.get(key) if isinstance(key, str) else None
+        if cell is None:
+            if not isinstance(key, str) or _KEY_RE.match(key.strip()) is None:
+                return parse_cell_key(key)  # raises, saying what a key looks like
+            cell = self._parsed[key] = self.canonical(_cell_of_key(key))
+        return cell
+
+    def canonical(self, cell: CellSpec) -> CellSpec:
+        """canonical_cell(cell), by index lookup when the space has `cells`."""
+        if self.index is None:
+            return canonical_cell(cell)
+        canon = self._canon.get(cell)
+        if canon is None:
+            canon = self._canon[cell] = self.index.canonical(self.index.row(cell.pruned()))
+            self._canon.setdefault(canon, canon)
+        return canon
+
+    def _padded_child(self, matrix: list[list[int]], ops: list[str]) -> CellSpec | None:
+        """The canonical cell of a padded 7-vertex child, None if it is not a valid cell."""
+        if self.index is None:
+            return _try_cell(matrix, ops)
+        row = self.index.row_of_key(_padded_form_key(matrix, ops))
+        return None if row < 0 else self.index.canonical(row)
 
     # -- genotype operators -----------------------------------------------------------------------
     def sample(self, rng: random.Random) -> CellSpec:
@@ -254,7 +354,7 @@ class NASBench101Space(SearchSpace):
     def mutate(self, genotype: CellSpec, rng: random.Random) -> CellSpec:
         """Flip edges / change ops of the padded 7-vertex cell, redrawn until valid and a different
         cell; with candidates, the nearest other candidate to that child."""
-        parent = canonical_cell(_as_cell(genotype))
+        parent = self.canonical(_as_cell(genotype))
         while True:
             matrix, ops = _padded(parent, _random_ops(rng, MAX_VERTICES - parent.num_vertices))
             for i in range(MAX_VERTICES - 1):
@@ -264,7 +364,7 @@ class NASBench101Space(SearchSpace):
             for v in range(1, MAX_VERTICES - 1):
                 if rng.random() < OP_CHANGE_P:
                     ops[v] = rng.choice([op for op in AVAILABLE_OPS if op != ops[v]])
-            child = _try_cell(matrix, ops)
+            child = self._padded_child(matrix, ops)
             if child is not None and child != parent:
                 break
         return self.nearest(child, rng, exclude=parent)
@@ -273,7 +373,7 @@ class NASBench101Space(SearchSpace):
         """Swap adjacency rows (a vertex's out-edges) and interior ops between the padded parents,
         each with p = 1/2; children that are not valid cells after `CROSSOVER_TRIES` draws fall
         back to their parent (child 1 ← a, child 2 ← b)."""
-        a, b = canonical_cell(_as_cell(a)), canonical_cell(_as_cell(b))
+        a, b = self.canonical(_as_cell(a)), self.canonical(_as_cell(b))
         ma, oa = _padded(a, _random_ops(rng, MAX_VERTICES - a.num_vertices))
         mb, ob = _padded(b, _random_ops(rng, MAX_VERTICES - b.num_vertices))
         first: CellSpec | None = None
@@ -282,10 +382,10 @@ class NASBench101Space(SearchSpace):
             rows = [rng.random() < 0.5 for _ in range(MAX_VERTICES)]
             swap_ops = [rng.random() < 0.5 for _ in range(MAX_VERTICES)]
             if first is None:
-                first = _try_cell([mb[i] if s else ma[i] for i, s in enumerate(rows)],
+                first = self._padded_child([mb[i] if s else ma[i] for i, s in enumerate(rows)],
                                   [y if s else x for x, y, s in zip(oa, ob, swap_ops)])
             if second is None:
-                second = _try_cell([ma[i] if s else mb[i] for i, s in enumerate(rows)],
+                second = self._padded_child([ma[i] if s else mb[i] for i, s in enumerate(rows)],
                                    [x if s else y for x, y, s in zip(oa, ob, swap_ops)])
             if first is not None and second is not None:
                 break
@@ -296,28 +396,53 @@ class NASBench101Space(SearchSpace):
         Hamming distance to it, `exclude` left out unless it is the only candidate."""
         if self.candidates is None or (cell in self._candidate_set and cell != exclude):
             return cell
-        distance = (self._candidate_vectors != _vector(cell)).sum(axis=1).astype(np.int64)
-        if exclude is not None and len(self.candidates) > 1 and exclude in self._candidate_set:
-            distance[self.candidates.index(exclude)] = np.iinfo(np.int64).max
-        nearest = np.flatnonzero(distance == distance.min())
+        nearest = self._nearest.get((cell, exclude))
+        if nearest is None:
+            nearest = self._nearest_candidates(cell, exclude)
+            if len(self._nearest) >= _NEAREST_CACHE:
+                self._nearest.clear()
+            self._nearest[(cell, exclude)] = nearest
         return self.candidates[int(nearest[rng.randrange(len(nearest))])]
+
+    def _nearest_candidates(self, cell: CellSpec, exclude: CellSpec | None) -> np.ndarray:
+        """Indices of the candidates at the smallest Hamming distance to `cell` (`exclude` left out)."""
+        vector = _vector(cell).tolist()
+        edges = sum(1 << k for k in range(21) if vector[k])
+        ops = sum(1 << (4 * v + vector[21 + v] + 1) for v in range(len(vector) - 21))  # as _packed does
+        distance = (np.bitwise_count(self._candidate_edges ^ np.uint32(edges)).astype(np.int64)
+                    + np.bitwise_count(self._candidate_ops ^ np.uint32(ops)) // 2)
+        if exclude is not None and len(self.candidates) > 1 and exclude in self._candidate_set:
+            distance[self._candidate_index[exclude]] = np.iinfo(np.int64).max
+        return np.flatnonzero(distance == distance.min())
 
     def validate(self, genotype: Any) -> CellSpec:
         """The canonical pruned cell of a CellSpec, key, {'matrix', 'ops'} or (matrix, ops)."""
-        cell = canonical_cell(_as_cell(genotype))
+        cell = self.canonical(_as_cell(genotype))
         if self.candidates is not None and cell not in self._candidate_set:
             raise LmnasError(f"NAS-Bench-101 cell {cell_key(cell)!r} is not among the "
                              f"{len(self.candidates)} candidate cells of this space (search.space.candidates)")
         return cell
 
     def key(self, genotype: CellSpec) -> str:
-        return cell_key(_as_cell(genotype))
+        if self.index is None:
+            return cell_key(_as_cell(genotype))
+        cell = self.canonical(_as_cell(genotype))
+        key = self._keys.get(cell)
+        if key is None:
+            key = self._keys[cell] = cell_key(cell)  # canonical already: cell_key's canonical_cell is a cache hit
+        return key
 
     def parse(self, key: str) -> CellSpec:
-        return self.validate(parse_cell_key(key))
+        return self.validate(self._parse_key(key))
 
     def hash_key(self, genotype: CellSpec) -> str:
         """The benchmark's module hash (md5 hex), the key of the hash-keyed tables."""
+        if self.index is not None:
+            cell = self.canonical(_as_cell(genotype))
+            module_hash = self._hashes.get(cell)
+            if module_hash is None:
+                module_hash = self._hashes[cell] = str(self.index.hashes[self.index.row(cell)])
+            return module_hash
         return _module_hash(_as_cell(genotype))
 
     # -- networks ---------------------------------------------------------------------------------
@@ -359,4 +484,5 @@ class NASBench101Space(SearchSpace):
             "cells_per_stack": self.cells_per_stack,
             "input_shape": list(self.input_shape),
             "candidates": None if self.candidates is None else [cell_key(c) for c in self.candidates],
+            "cells": self.cells,
         }

@@ -36,7 +36,7 @@ from typing import Any
 
 from lmnas.errors import LmnasError
 from lmnas.evaluation.inheritance import block_specs, new_blocks
-from lmnas.nasbench101 import CellSpec, build_network
+from lmnas.nasbench101 import CellSpec
 from lmnas.nasbench101.cell import CONV1X1, CONV3X3, MAXPOOL3X3
 from lmnas.spaces.base import Genotype, SearchSpace
 from lmnas.spaces.gptnas_blocks import CODE_OF_LABEL, GPTNASBlockSpace
@@ -68,14 +68,12 @@ def block_contexts(
 
 def vertex_context(space: NASBench101Space, cell: CellSpec, vertex: int, encoding: str = "size-free") -> list[str]:
     """The layer structures that run before interior `vertex`'s op in the first cell (features.1).
-    `cell` keeps its vertex order (no canonicalisation), so `vertex` names the same op module."""
-    from lmnas.encoding.trace import trace_layers
+    `cell` keeps its vertex order (no canonicalisation), so `vertex` names the same op module.
+    The layers are computed from the cell (`nasbench101.layers`, equal to the traced network's)."""
+    from lmnas.nasbench101.layers import cell_layers
 
-    def network():  # built straight on the meta device by trace_layers: no weights allocated
-        return build_network(cell, space.num_classes, space.stem_channels, space.num_stacks,
-                             space.cells_per_stack, space.input_shape[0])
-
-    layers = trace_layers(network, space.input_shape)
+    layers = cell_layers(cell, space.num_classes, space.stem_channels, space.num_stacks, space.cells_per_stack,
+                         space.input_shape)
     op = f"features.1.vertex_ops.{vertex}"  # the op module itself (MaxPool2d) or its Conv2d/BN/ReLU
     first = next((k for k, layer in enumerate(layers) if layer.name == op or layer.name.startswith(op + ".")),
                  len(layers))

@@ -1,0 +1,100 @@
+"""GA vs GA+GPT vs Random+GPT (and random, regularized evolution) on the joined NAS-Bench-101 table.
+
+The table: the 20,001 hash-keyed cells joined with the enumerated space, split "b" (about 10,000
+cells; the architecture GPT pre-trained on split "a", see nb101_archgpt.py, so the search never
+meets a cell the GPT learnt from). The space is restricted to those cells (children outside move to
+the nearest one) and uses the enumerated cells' index (no canonicalisation per proposal). Best
+108-epoch validation accuracy found after 100 / 300 / 600 queries, mean ± std over seeds; one
+search of the largest budget per seed, smaller budgets read off its prefix (no strategy looks at
+its budget). GA settings are GPT-NAS's (population 30, 20 generations, crossover 0.7, mutation
+0.5, mask rate 0.4 decaying); Random+GPT masks each vertex of a random cell at 0.4. evals/s:
+strategy + index + lookup + runner, journal in memory, one process.
+
+    python benchmarks/nb101_search.py --archgpt benchmarks/out/nb101_archgpt/new/gpt-1ep/finetuned
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from typing import Any
+
+from _common import OUT_DIR, print_table, write_result
+
+GA = {"population": 30, "generations": 20, "crossover_rate": 0.7, "mutation_rate": 0.5}
+STRATEGIES: dict[str, dict[str, Any]] = {
+    "random": {},
+    "regularized-evolution": {"population": 20, "sample_size": 5},
+    "ga": GA,
+    "ga-gpt": {**GA, "mask_rate": 0.4},
+    "random-gpt": {"mask_rate": 0.4},
+}
+NEEDS_GPT = {"ga-gpt", "random-gpt"}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cells", default="data/nb101/cells.parquet", help="lmnas nb101 enumerate output")
+    parser.add_argument("--archgpt", default=str(OUT_DIR / "nb101_archgpt" / "new" / "gpt-1ep" / "finetuned"))
+    parser.add_argument("--split", default="b")
+    parser.add_argument("--seeds", type=int, default=20)
+    parser.add_argument("--budgets", type=int, nargs="+", default=[100, 300, 600])
+    parser.add_argument("--strategies", nargs="+", default=list(STRATEGIES))
+    parser.add_argument("--benchmarks-dir", help="default: ../shared/benchmarks or $LMNAS_BENCHMARKS_DIR")
+    parser.add_argument("--out")
+    args = parser.parse_args()
+
+    import torch
+
+    from lmnas.evaluation import EVALUATORS
+    from lmnas.search.runner import Budget, run_search
+    from lmnas.spaces import create_space
+    from lmnas.strategies import create_strategy
+
+    torch.set_num_threads(1)
+    start = time.perf_counter()
+    evaluator = EVALUATORS.create("table", benchmarks_dir=args.benchmarks_dir, table="joined", cells=args.cells,
+                                  split=args.split)
+    keys = evaluator.keys(create_space("nas-bench-101", cells=args.cells))
+    space = create_space("nas-bench-101", candidates=keys, cells=args.cells)
+    optimum = evaluator.optimum(space)
+    setup_s = time.perf_counter() - start
+    print(f"split {args.split}: {len(keys):,} cells, optimum {optimum.best_metric:.2f}, mean {optimum.mean_metric:.2f} "
+          f"(set-up {setup_s:.0f} s)", flush=True)
+    results, rows = [], []
+    for name in args.strategies:
+        settings = dict(STRATEGIES[name])
+        if name in NEEDS_GPT:
+            settings["archgpt_dir"] = args.archgpt
+        finals: dict[int, list[float]] = {b: [] for b in args.budgets}
+        evaluations, seconds, regenerated = 0, 0.0, 0
+        for seed in range(args.seeds):
+            strategy = create_strategy(name, space=space, seed=seed, **settings)
+            t0 = time.perf_counter()
+            outcome = run_search(space, strategy, evaluator, None, Budget(max(args.budgets)), seed=seed, progress=False)
+            seconds += time.perf_counter() - t0
+            accuracies = [r["metrics"]["accuracy"] for r in outcome.journal.rows]
+            evaluations += len(accuracies)
+            regenerated += getattr(strategy, "regenerated", 0)
+            for b in args.budgets:
+                finals[b].append(max(accuracies[:b]))  # all of them if the strategy stopped earlier
+        entry = {"strategy": name, "settings": {k: v for k, v in settings.items() if k != "archgpt_dir"},
+                 "seeds": args.seeds, "mean": {b: statistics.mean(v) for b, v in finals.items()},
+                 "std": {b: statistics.stdev(v) if len(v) > 1 else 0.0 for b, v in finals.items()},
+                 "finals": finals, "evaluations_per_search": evaluations / args.seeds,
+                 "regenerated_per_search": regenerated / args.seeds, "evaluations_per_s": evaluations / seconds,
+                 "found_optimum": {b: sum(v >= optimum.best_metric for v in finals[b]) for b in args.budgets}}
+        results.append(entry)
+        rows.append([name] + [f"{entry['mean'][b]:.3f} ± {entry['std'][b]:.3f}" for b in args.budgets]
+                    + [f"{entry['evaluations_per_search']:.0f}", f"{entry['evaluations_per_s']:,.0f}"])
+        print(f"[{time.perf_counter() - start:5.0f}s] {name} done", flush=True)
+    print(f"\nbest 108-epoch validation accuracy (%) found, mean ± std over {args.seeds} seeds, joined NAS-Bench-101 "
+          f"table split {args.split} ({len(keys):,} cells, optimum {optimum.best_metric:.3f})")
+    print_table(["strategy"] + [f"{b} queries" for b in args.budgets] + ["evals/search", "evals/s"], rows)
+    write_result("nb101_search", {"args": vars(args), "cells": len(keys), "optimum": optimum.best_metric,
+                                  "mean": optimum.mean_metric, "setup_s": setup_s, "results": results}, args.out)
+
+
+if __name__ == "__main__":
+    main()
