@@ -4,6 +4,7 @@ configfile: f"{workflow.basedir}/config/config.yaml"
 
 
 include: "workflow/rules/common.smk"
+include: "workflow/rules/slurm_checks.smk"
 
 
 rule all:

@@ -22,7 +22,12 @@ wildcard_constraints:
 
 def rule_resources(rule_name):
     spec = config.get("resources", {}).get(rule_name, {})
-    return {"mem_mb": spec.get("mem_mb", 4000), "runtime": spec.get("runtime", 60), "gpu": spec.get("gpus", 0)}
+    resources = {"mem_mb": spec.get("mem_mb", 4000), "runtime": spec.get("runtime", 60)}
+    if spec.get("gpus", 0) > 0:  # GPU settings only on rules that use GPUs (a gpu_model alone means 1 GPU)
+        resources["gpu"] = spec["gpus"]
+        if spec.get("gpu_model"):
+            resources["gpu_model"] = spec["gpu_model"]
+    return resources
 
 
 def rule_threads(rule_name):

@@ -26,6 +26,8 @@ class SearchRequest:
     out_dir: Path
     workers: int = 1
     progress: bool = True
+    executor: str = "local"  # where candidates are evaluated: local | slurm (lmnas.search.executors)
+    executor_settings: dict[str, Any] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)  # saved beside the results
 
 
@@ -54,7 +56,8 @@ def search(request: SearchRequest) -> dict[str, Any]:
         "budget": vars(request.budget), "seed": request.seed})
     start = time.perf_counter()
     outcome = run_search(space, strategy, evaluator, out / "journal.jsonl", request.budget,
-                         seed=request.seed, workers=request.workers, progress=request.progress)
+                         seed=request.seed, workers=request.workers, progress=request.progress,
+                         executor=request.executor, executor_settings=request.executor_settings)
     if not outcome.journal.rows:
         raise LmnasError(f"search stopped before any evaluation: {outcome.stopped_because}")
     summary = best_summary(

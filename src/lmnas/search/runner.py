@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from lmnas.evaluation.base import EvalResult, Evaluator
 from lmnas.search.journal import Journal
-from lmnas.search.parallel import WorkerPool, serial
+from lmnas.search.executors import make_executor
 from lmnas.spaces.base import SearchSpace
 from lmnas.strategies.base import Strategy
 
@@ -59,12 +59,15 @@ def run_search(
     seed: int,
     workers: int = 1,
     progress: bool = True,
+    executor: str = "local",
+    executor_settings: dict[str, Any] | None = None,
 ) -> SearchOutcome:
     journal = Journal(journal_path)
     resumed_from = len(journal)
     start = time.perf_counter()
-    pool = WorkerPool(space, evaluator, workers) if workers > 1 else None
-    evaluate = pool.evaluate if pool else serial(space, evaluator)
+    candidates = make_executor(executor, space, evaluator, workers, executor_settings,
+                               journal.path.parent if journal.path else None)
+    evaluate = candidates.evaluate
     bar = tqdm(total=budget.evaluations, initial=min(len(journal), budget.evaluations),
                desc=f"search {strategy.name}", unit="eval", disable=not progress)
     stopped, duplicate_asks = "strategy finished", 0
@@ -115,8 +118,7 @@ def run_search(
                 break
     finally:
         bar.close()
-        if pool is not None:
-            pool.close()
+        candidates.close()
     return SearchOutcome(journal=journal, stopped_because=stopped, resumed_from=resumed_from)
 
 

@@ -53,7 +53,9 @@ def search_from_config(
         evaluator.update(prepared_dir=str(data_dir), device=device)
     budget = Budget(**search_cfg.get("budget", {"evaluations": 100}))
     request = SearchRequest(space=space, strategy=strategy, evaluator=evaluator, budget=budget, seed=seed,
-                            out_dir=out_dir, workers=search_cfg.get("workers", 1), progress=progress)
+                            out_dir=out_dir, workers=search_cfg.get("workers", 1), progress=progress,
+                            executor=search_cfg.get("executor", "local"),
+                            executor_settings=search_cfg.get("executor_settings", {}))
     return search(request)
 
 
