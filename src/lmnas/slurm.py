@@ -38,7 +38,7 @@ def gres_gpus(gres: str) -> int:
 
 def gpus_per_node(partition: str | None = None) -> dict[str, int]:
     """partition -> the most GPUs one of its nodes has (all partitions when `partition` is None)."""
-    cmd = ["sinfo", "-h", "-N", "-o", "%P|%G"] + (["-p", partition] if partition else [])
+    cmd = ["sinfo", "-h", "-N", "-o", "%P|%G"]
     out = _run(*cmd)
     if out.returncode != 0:
         raise LmnasError(f"sinfo failed ({' '.join(cmd)}): {out.stderr.strip() or out.returncode}")
@@ -47,9 +47,11 @@ def gpus_per_node(partition: str | None = None) -> dict[str, int]:
         name, _, gres = line.partition("|")
         name = name.rstrip("*")
         most[name] = max(most.get(name, 0), gres_gpus(gres))
-    if partition and partition not in most:
+    if partition is None:
+        return most
+    if partition not in most:
         raise LmnasError(f"SLURM partition {partition!r} not found (sinfo lists: {', '.join(sorted(most)) or 'none'})")
-    return most
+    return {partition: most[partition]}
 
 
 def accounting_error() -> str | None:
@@ -72,8 +74,9 @@ def min_job_age_s() -> int | None:
     return int(match.group(1)) if match else None
 
 
-def check_gpu_requests(requests: Mapping[str, tuple[int, str | None]]) -> None:
-    """requests: job name -> (GPUs asked, partition or None). Refuse what no node can give."""
+def check_gpu_requests(requests: Mapping[str, tuple[int, str | None]], setting: str = "resources.{name}.gpus") -> None:
+    """requests: job name -> (GPUs asked, partition or None). Refuse what no node can give;
+    `setting` names the config field to change."""
     wanted = {name: (gpus, partition) for name, (gpus, partition) in requests.items() if gpus > 0}
     if not wanted:
         return
@@ -85,7 +88,7 @@ def check_gpu_requests(requests: Mapping[str, tuple[int, str | None]]) -> None:
             raise LmnasError(
                 f"{name} asks for {gpus} GPU(s) but {where} has "
                 f"{'no GPU (no gres/gpu in sinfo)' if have == 0 else f'at most {have} per node'}; "
-                f"set resources.{name}.gpus to 0 (or <= {have}) in the config, or submit where GPUs are")
+                f"set {setting.format(name=name)} to 0 (or <= {have}), or submit where GPUs are")
 
 
 def check_status_command(status_command: str | None, init_seconds: int) -> None:

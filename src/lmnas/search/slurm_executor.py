@@ -167,7 +167,8 @@ class SlurmExecutor:
         if s.status == "sacct" and (error := slurm.accounting_error()) is not None:
             raise LmnasError(f"executor slurm: no job accounting here (sacct: {error}); "
                              "set \"status\": \"squeue\" in the executor settings")
-        slurm.check_gpu_requests({"candidate jobs": (s.gpus_per_candidate, s.partition)})
+        slurm.check_gpu_requests({"executor slurm": (s.gpus_per_candidate, s.partition)},
+                                 setting="executor setting gpus_per_candidate")
 
     def _parameters(self) -> dict[str, Any]:
         s = self.settings
