@@ -107,12 +107,42 @@ class CandidateJob(submitit.helpers.Checkpointable):
         return dict(self.done)
 
 
-class _SqueueWatcher(SlurmInfoWatcher):
-    """Job states from squeue, for clusters without accounting (submitit itself asks sacct).
+class _VanishingAware(SlurmInfoWatcher):
+    """A registered job that the status query no longer lists at all has ended.
 
-    A registered job squeue no longer lists has left the controller (after MinJobAge): it ended;
-    its result file then tells success from failure.
+    submitit would call it UNKNOWN, i.e. still running, forever: an array task cancelled while
+    pending leaves no record in sacct or squeue, and squeue forgets every job after MinJobAge.
+    A grace period covers a fresh submission not yet visible (slurmdbd lag). Its result file then
+    tells success from failure.
     """
+
+    GRACE_S = 30.0
+    query = "the status query"
+
+    def __init__(self, delay_s: int) -> None:
+        super().__init__(delay_s)
+        self._since: dict[str, float] = {}  # job id -> when this process began watching it
+
+    def register_job(self, job_id: str) -> None:
+        super().register_job(job_id)
+        self._since.setdefault(job_id, time.time())
+
+    def read_info(self, string: bytes | str) -> dict[str, dict[str, str]]:
+        info = super().read_info(string)
+        for job_id in self._registered - self._finished:
+            if job_id not in info and time.time() - self._since.get(job_id, 0.0) > self.GRACE_S:
+                info[job_id] = {"JobID": job_id, "State": f"ENDED (no longer listed by {self.query})"}
+        return info
+
+
+class _SacctWatcher(_VanishingAware):
+    query = "sacct"
+
+
+class _SqueueWatcher(_VanishingAware):
+    """Job states from squeue, for clusters without accounting (submitit itself asks sacct)."""
+
+    query = "squeue"
 
     def _make_command(self) -> list[str] | None:
         if not self._registered - self._finished:
@@ -121,14 +151,11 @@ class _SqueueWatcher(SlurmInfoWatcher):
 
     def read_info(self, string: bytes | str) -> dict[str, dict[str, str]]:
         text = string.decode() if isinstance(string, bytes) else string
-        info = super().read_info("JobID|State\n" + text)
-        for job_id in self._registered:
-            info.setdefault(job_id, {"JobID": job_id, "State": "ENDED (not in squeue)"})
-        return info
+        return super().read_info("JobID|State\n" + text)
 
 
 class _SacctJob(SlurmJob):
-    watcher = SlurmInfoWatcher(delay_s=STATE_CHECK_S)
+    watcher = _SacctWatcher(delay_s=STATE_CHECK_S)
 
 
 class _SqueueJob(SlurmJob):
