@@ -10,7 +10,9 @@
 # The cluster comes from ../shared/cluster/slurm-single-node.sh (CI has shared/ beside the clone;
 # SLURM_RECIPE overrides): one tested recipe for every project on these machines, not a copy that
 # drifts. Its daemons are stopped by PID file at exit, whatever happens.
+#   .ci/slurm.sh [all|accounting|no-accounting]      (default all)
 set -euo pipefail
+PHASE=${1:-all}
 cd "$(dirname "$0")/.."
 RECIPE=${SLURM_RECIPE:-../shared/cluster/slurm-single-node.sh}
 [ -r "$RECIPE" ] || { echo "slurm-ci: no recipe at $RECIPE (set SLURM_RECIPE)" >&2; exit 1; }
@@ -31,6 +33,7 @@ up() {  # up WITH_DBD
 }
 
 # ---- 1. with accounting ---------------------------------------------------------------------------
+if [ "$PHASE" = all ] || [ "$PHASE" = accounting ]; then
 up 1
 SINCE=$(date +%FT%T)
 t=$(date +%s)
@@ -54,8 +57,10 @@ t=$(date +%s)
 python -m pytest -q -p no:cacheprovider tests/test_slurm_cluster.py
 say "candidate executor on SLURM (sacct) in $(( $(date +%s) - t )) s"
 bash "$RECIPE" stop
+fi
 
 # ---- 2. without accounting ------------------------------------------------------------------------
+if [ "$PHASE" = all ] || [ "$PHASE" = no-accounting ]; then
 up 0
 t=$(date +%s)
 if smk 120 --profile workflow/profiles/slurm-ci --directory "$WORK/squeue" > "$WORK/nodbd.log" 2>&1; then
@@ -72,4 +77,5 @@ say "chain through the slurm profile (squeue status) in $(( $(date +%s) - t )) s
 t=$(date +%s)
 LMNAS_SLURM_STATUS=squeue python -m pytest -q -p no:cacheprovider tests/test_slurm_cluster.py -k match_the_local
 say "candidate executor on SLURM (squeue) in $(( $(date +%s) - t )) s"
-say "done"
+fi
+say "done ($PHASE)"

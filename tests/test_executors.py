@@ -57,15 +57,15 @@ def test_registry_and_clear_errors(tmp_path):
 
 @needs_tables
 def test_local_jobs_give_the_local_executors_results(tmp_path):
-    """Same search path and metrics; one submitit job per candidate, chunks of 2 too."""
+    """Same search path and metrics; one submitit job per candidate, chunks of 3 too."""
     local = search(tmp_path / "local")
     assert len(local) == 6
     assert search(tmp_path / "jobs", "slurm", LOCAL) == local
-    assert search(tmp_path / "chunks", "slurm", {**LOCAL, "candidates_per_job": 2}) == local
+    assert search(tmp_path / "chunks", "slurm", {**LOCAL, "candidates_per_job": 3}) == local
     submitted = [r for r in read_jsonl(tmp_path / "jobs/slurm/jobs.jsonl") if r["event"] == "submitted"]
     assert sorted(k for r in submitted for k in r["keys"]) == sorted(local) and all(len(r["keys"]) == 1 for r in submitted)
     chunked = [r for r in read_jsonl(tmp_path / "chunks/slurm/jobs.jsonl") if r["event"] == "submitted"]
-    assert [len(r["keys"]) for r in chunked] == [2, 2, 2]
+    assert [len(r["keys"]) for r in chunked] == [3, 1, 2]  # two batches: 4 then 2 candidates
 
 
 @needs_tables
