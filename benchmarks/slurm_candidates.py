@@ -92,11 +92,11 @@ def main() -> None:
 
     def kill_then_rerun() -> None:
         search = subprocess.Popen(base_command(args, out) + slurm, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        log, first_batch = out / "slurm/jobs.jsonl", None
+        log, journal_log = out / "slurm/jobs.jsonl", out / "journal.jsonl"
         while search.poll() is None:
             submitted = [r for r in read_jsonl(log) if r["event"] == "submitted"] if log.exists() else []
-            first_batch = first_batch or (len(submitted) if submitted else None)
-            if first_batch and len(submitted) > first_batch:  # the second batch is in the queue
+            journaled = len(read_jsonl(journal_log)) if journal_log.exists() else 0
+            if journaled >= 2 and len(submitted) > journaled:  # mid-way: some journaled, others in flight
                 os.kill(search.pid, signal.SIGKILL)
                 break
             time.sleep(0.5)

@@ -18,6 +18,8 @@ _GRES_GPU = re.compile(r"gpu(?::[^:,()]+)?:(\d+)")
 
 
 def _run(*cmd: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    if shutil.which(cmd[0]) is None:
+        raise LmnasError(f"{cmd[0]} not found: SLURM's commands are needed here (is this a SLURM login node?)")
     return subprocess.run(list(cmd), capture_output=True, text=True, timeout=timeout, check=False)
 
 
@@ -69,7 +71,10 @@ def accounting_error() -> str | None:
 
 def min_job_age_s() -> int | None:
     """The controller's MinJobAge: how long squeue still lists a finished job."""
-    out = _run("scontrol", "show", "config")
+    try:
+        out = _run("scontrol", "show", "config")
+    except LmnasError:
+        return None
     match = re.search(r"^MinJobAge\s*=\s*(\d+)", out.stdout, re.MULTILINE)
     return int(match.group(1)) if match else None
 
