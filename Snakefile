@@ -9,6 +9,7 @@ configfile: f"{workflow.basedir}/config/config.yaml"
 
 
 include: "workflow/rules/common.smk"
+include: "workflow/rules/slurm_checks.smk"
 
 
 # The target and the Markdown report are quick: they run on the submitting host, not as cluster jobs.

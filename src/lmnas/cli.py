@@ -54,6 +54,13 @@ def _search(args: argparse.Namespace) -> None:
         section["workers"] = args.workers
     if args.threads:
         section["threads_per_evaluation"] = args.threads
+    if args.executor:
+        section["executor"] = args.executor
+    if args.executor_settings:
+        try:
+            section["executor_settings"] = json.loads(args.executor_settings)
+        except json.JSONDecodeError as error:
+            raise LmnasError(f"--executor-settings: not valid JSON ({error})") from None
     llm = {"base_url": args.llm_base_url, "model": args.llm_model, "api_key_env": args.llm_api_key_env,
            "replay": args.replay}
     llm = {k: v for k, v in llm.items() if v is not None}
@@ -135,6 +142,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--archgpt", help="fine-tuned architecture GPT folder (for ga-gpt)")
     s.add_argument("--workers", type=int, help="evaluate candidates in N parallel processes")
     s.add_argument("--threads", type=int, help="torch threads per evaluation (default 1; part of the run's identity)")
+    s.add_argument("--executor", choices=["local", "slurm"],
+                   help="where candidates are evaluated: local processes (default) or one SLURM job each (submitit)")
+    s.add_argument("--executor-settings", help="JSON, for slurm: partition, account, gpus_per_candidate, gpu_model, "
+                   "cpus_per_candidate, mem_mb, timeout_min, candidates_per_job, max_retries, status (sacct|squeue), ...")
     s.add_argument("--llm-base-url", help="OpenAI-compatible server for genius strategies (OpenAI, vLLM, Ollama, ...)")
     s.add_argument("--llm-model", help="model name on that server")
     s.add_argument("--llm-api-key-env", help="environment variable holding the API key (default OPENAI_API_KEY)")

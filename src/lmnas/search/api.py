@@ -30,6 +30,8 @@ class SearchRequest:
     threads: int = 1  # torch threads per evaluation (serial or in each worker)
     progress: bool = True
     policy: str = "refuse"  # a folder holding another run: refuse | restart | workflow (run_folder.py)
+    executor: str = "local"  # where candidates are evaluated: local | slurm (lmnas.search.executors)
+    executor_settings: dict[str, Any] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)  # saved beside the results
 
 
@@ -68,7 +70,8 @@ def search(request: SearchRequest) -> dict[str, Any]:
     start = time.perf_counter()
     outcome = run_search(space, strategy, evaluator, out / "journal.jsonl", request.budget,
                          seed=request.seed, workers=request.workers, threads=request.threads,
-                         progress=request.progress)
+                         progress=request.progress, executor=request.executor,
+                         executor_settings=request.executor_settings)
     if not outcome.journal.rows:
         raise LmnasError(f"search stopped before any evaluation: {outcome.stopped_because}")
     mark_finished(out, request.budget.evaluations, outcome.stopped_because, len(outcome.journal))

@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 from lmnas.errors import LmnasError
 from lmnas.evaluation.base import EvalResult, Evaluator
 from lmnas.search.journal import Journal
-from lmnas.search.parallel import WorkerPool, serial
+from lmnas.search.executors import make_executor
 from lmnas.spaces.base import SearchSpace
 from lmnas.strategies.base import Strategy
 
@@ -72,13 +72,16 @@ def run_search(
     workers: int = 1,
     threads: int = 1,
     progress: bool = True,
+    executor: str = "local",
+    executor_settings: dict[str, Any] | None = None,
 ) -> SearchOutcome:
     """`threads`: torch threads per evaluation, the same serial or in workers (results depend on it)."""
     journal = Journal(journal_path)
     resumed_from = len(journal)
     start = time.perf_counter()
-    pool = WorkerPool(space, evaluator, workers, threads) if workers > 1 else None
-    evaluate = pool.evaluate if pool else serial(space, evaluator, threads)
+    candidates = make_executor(executor, space, evaluator, workers, executor_settings,
+                               journal.path.parent if journal.path else None, threads=threads)
+    evaluate = candidates.evaluate
     told: set[str] = set()  # keys told to the strategy in this process (replay included)
     bar = tqdm(total=budget.evaluations, initial=min(len(journal), budget.evaluations),
                desc=f"search {strategy.name}", unit="eval", disable=not progress)
@@ -132,8 +135,7 @@ def run_search(
                 break
     finally:
         bar.close()
-        if pool is not None:
-            pool.close()
+        candidates.close()
     return SearchOutcome(journal=journal, stopped_because=stopped, resumed_from=resumed_from)
 
 

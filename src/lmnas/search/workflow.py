@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import copy
 import inspect
 from pathlib import Path
 from typing import Any
 
 from lmnas.device import resolve_device
+from lmnas.config import validate_search_section
 from lmnas.errors import LmnasError
 from lmnas.evaluation import EVALUATORS
 from lmnas.io import read_json
@@ -34,7 +36,10 @@ def search_from_config(
     progress: bool = True,
     policy: str = "refuse",
 ) -> dict[str, Any]:
-    """`policy`: what to do with a folder that holds another run (see lmnas.search.run_folder)."""
+    """`policy`: what to do with a folder that holds another run (see lmnas.search.run_folder).
+    Unset keys of `search_cfg` take the config schema's defaults (workers, threads, executor...)."""
+    search_cfg = copy.deepcopy(search_cfg)
+    validate_search_section(search_cfg, "search")
     device = resolve_device(device)
     space = chosen(search_cfg, "space")
     accepts = inspect.signature(SPACES.get(space["name"])).parameters
@@ -62,8 +67,9 @@ def search_from_config(
         evaluator.update(prepared_dir=str(data_dir), device=device)
     budget = Budget(**search_cfg.get("budget", {"evaluations": 100}))
     request = SearchRequest(space=space, strategy=strategy, evaluator=evaluator, budget=budget, seed=seed,
-                            out_dir=out_dir, workers=search_cfg.get("workers", 1),
-                            threads=search_cfg.get("threads_per_evaluation", 1), progress=progress, policy=policy)
+                            out_dir=out_dir, workers=search_cfg["workers"],
+                            threads=search_cfg["threads_per_evaluation"], progress=progress, policy=policy,
+                            executor=search_cfg["executor"], executor_settings=search_cfg["executor_settings"])
     return search(request)
 
 

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# CI on a real single-node SLURM, as root (called by .ci/run after the test suite, venv active):
+#   1. accounting (slurmdbd): the embedded default through workflow/profiles/slurm-ci, then sacct must
+#      show every stage COMPLETED with its rule's CPUs, memory, time limit and GPUs (.ci/slurm_check.py);
+#      a GPU request the cluster cannot serve is refused before --forcerun deletes anything;
+#      the search's candidates as SLURM jobs (tests/test_slurm_cluster.py: identical to local,
+#      kill -9 + rerun, cancelled job resubmitted).
+#   2. no accounting: the default sacct status query is refused at once (it would hang), the chain
+#      runs with --slurm-status-command squeue, and the candidate executor with "status": "squeue".
+# The cluster comes from ../shared/cluster/slurm-single-node.sh (CI has shared/ beside the clone;
+# SLURM_RECIPE overrides): one tested recipe for every project on these machines, not a copy that
+# drifts. Its daemons are stopped by PID file at exit, whatever happens.
+#   .ci/slurm.sh [all|accounting|no-accounting]      (default all)
+set -euo pipefail
+PHASE=${1:-all}
+cd "$(dirname "$0")/.."
+RECIPE=${SLURM_RECIPE:-../shared/cluster/slurm-single-node.sh}
+[ -r "$RECIPE" ] || { echo "slurm-ci: no recipe at $RECIPE (set SLURM_RECIPE)" >&2; exit 1; }
+[ "$(id -u)" = 0 ] || { echo "slurm-ci: must run as root (apt-get, daemons)" >&2; exit 1; }
+WORK=$(mktemp -d /tmp/lmnas-slurm-ci.XXXXXX)
+export PYTHONPATH=$PWD/src${PYTHONPATH:+:$PYTHONPATH}
+export LMNAS_SLURM_EXPECTED=1      # tests/test_slurm_cluster.py fails (not skips) without a cluster
+trap 'bash "$RECIPE" stop' EXIT
+T0=$(date +%s)
+say() { echo "slurm-ci: +$(( $(date +%s) - T0 ))s $*"; }
+# The plugin's own hang cannot outlive CI: TERM, then KILL 30 s later (SIGTERM alone does not stop it).
+smk() { timeout -k 30 "$1" python -m snakemake -s Snakefile "${@:2}"; }
+
+up() {  # up WITH_DBD
+  local t=$(date +%s)
+  WITH_DBD=$1 FAKE_GPUS=1 bash "$RECIPE" > "$WORK/up-$1.log" 2>&1 || { cat "$WORK/up-$1.log"; return 1; }
+  say "cluster up (accounting: $([ "$1" = 1 ] && echo slurmdbd || echo none)) in $(( $(date +%s) - t )) s"
+}
+
+# ---- 1. with accounting ---------------------------------------------------------------------------
+if [ "$PHASE" = all ] || [ "$PHASE" = accounting ]; then
+up 1
+SINCE=$(date +%FT%T)
+t=$(date +%s)
+smk 1500 --profile workflow/profiles/slurm-ci --configfile .ci/slurm-ci.yaml --directory "$WORK/sacct" \
+  > "$WORK/sacct.log" 2>&1 || { tail -50 "$WORK/sacct.log"; exit 1; }
+say "embedded default through the slurm profile (sacct status) in $(( $(date +%s) - t )) s"
+python .ci/slurm_check.py --since "$SINCE" --configfile .ci/slurm-ci.yaml
+
+# A GPU stage on a cluster with 1 GPU asking for 2: refused before --forcerun deletes its outputs.
+echo 'resources: {transfer: {threads: 1, mem_mb: 8000, runtime: 60, gpus: 2}}' > "$WORK/gpus2.yaml"
+before=$(stat -c %Y "$WORK/sacct/results/default/transfer/metrics.json")
+if smk 300 --profile workflow/profiles/slurm-ci --configfile "$WORK/gpus2.yaml" --directory "$WORK/sacct" \
+     --forcerun transfer > "$WORK/gpu.log" 2>&1; then
+  echo "slurm-ci: a 2-GPU stage on a 1-GPU cluster was not refused" >&2; exit 1
+fi
+grep -F "lmnas: slurm: transfer asks for 2 GPU(s) but partition 'debug' has at most 1 per node" "$WORK/gpu.log"
+[ "$(stat -c %Y "$WORK/sacct/results/default/transfer/metrics.json")" = "$before" ]
+say "GPU request beyond the cluster refused, outputs kept"
+
+t=$(date +%s)
+python -m pytest -q -p no:cacheprovider tests/test_slurm_cluster.py
+say "candidate executor on SLURM (sacct) in $(( $(date +%s) - t )) s"
+bash "$RECIPE" stop
+fi
+
+# ---- 2. without accounting ------------------------------------------------------------------------
+if [ "$PHASE" = all ] || [ "$PHASE" = no-accounting ]; then
+up 0
+t=$(date +%s)
+if smk 120 --profile workflow/profiles/slurm-ci --directory "$WORK/squeue" > "$WORK/nodbd.log" 2>&1; then
+  echo "slurm-ci: the sacct status query without accounting was not refused" >&2; exit 1
+fi
+grep -F "lmnas: slurm: SLURM job accounting is not available here" "$WORK/nodbd.log"
+say "sacct status without accounting refused in $(( $(date +%s) - t )) s (no hang)"
+# The chain again, smaller (the status mode is what is tested here), polled with squeue.
+t=$(date +%s)
+smk 1200 --profile workflow/profiles/slurm-ci --slurm-status-command squeue --directory "$WORK/squeue" \
+  --configfile .ci/slurm-squeue.yaml > "$WORK/squeue.log" 2>&1 || { tail -50 "$WORK/squeue.log"; exit 1; }
+test -s "$WORK/squeue/results/default/report/report.md"
+say "chain through the slurm profile (squeue status) in $(( $(date +%s) - t )) s"
+t=$(date +%s)
+LMNAS_SLURM_STATUS=squeue python -m pytest -q -p no:cacheprovider tests/test_slurm_cluster.py -k match_the_local
+say "candidate executor on SLURM (squeue) in $(( $(date +%s) - t )) s"
+fi
+say "done ($PHASE)"
