@@ -38,3 +38,19 @@ def archgpt_dir(tmp_path_factory):
     finally:
         torch.set_num_threads(threads)
     return root / "gpt" / "finetuned"
+
+
+@pytest.fixture(scope="session")
+def embedded_default_run(tmp_path_factory):
+    """A working directory in which the whole embedded default chain has run (once per session:
+    the end-to-end test and the HTML-report test share it)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    workdir = tmp_path_factory.mktemp("default-run")
+    out = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(repo / "Snakefile"), "--directory",
+                          str(workdir), "--cores", "2"], cwd=workdir, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-5000:]
+    return workdir

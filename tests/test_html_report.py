@@ -36,15 +36,6 @@ def snakemake(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
 
 
-@pytest.fixture(scope="session")
-def embedded_default_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A working directory in which the whole embedded default chain has run."""
-    workdir = tmp_path_factory.mktemp("default-run")
-    out = snakemake("--cores", "2", cwd=workdir)
-    assert out.returncode == 0, out.stderr[-5000:]
-    return workdir
-
-
 def chromium(*args: str, user_dir: Path) -> str:
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if browser is None:

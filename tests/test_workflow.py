@@ -89,13 +89,11 @@ def saved_model_on_test(run: Path, stage: str, prepared: Path) -> float:
 
 @pytest.mark.slow
 @pytest.mark.timeout(3600)  # the whole chain on a busy 2-core machine: ~10 min
-def test_embedded_default_end_to_end(tmp_path):
-    out = snakemake("--cores", "2", "--directory", str(tmp_path))
-    assert out.returncode == 0, out.stderr[-5000:]
-    check_default_run(tmp_path)
+def test_embedded_default_end_to_end(embedded_default_run):
+    check_default_run(embedded_default_run)
 
     # A second run has nothing to do: every artefact is complete and up to date.
-    again = snakemake("-n", "--cores", "2", "--directory", str(tmp_path))
+    again = snakemake("-n", "--cores", "2", "--directory", str(embedded_default_run))
     assert "Nothing to be done" in again.stdout + again.stderr
 
 
