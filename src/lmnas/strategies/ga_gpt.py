@@ -105,6 +105,17 @@ def predict_op(probs: dict[str, float], rng: random.Random, temperature: float) 
     return rng.choices(ops, weights=[mass[op] ** (1.0 / temperature) for op in ops])[0]
 
 
+def load_predictor(strategy: str, space: SearchSpace, archgpt_dir: str | Path, temperature: float, device: str) -> Any:
+    """The architecture GPT of a strategy that re-generates gptnas-blocks blocks or nas-bench-101 ops."""
+    if not isinstance(space, (GPTNASBlockSpace, NASBench101Space)):
+        raise LmnasError(f"strategy {strategy} needs the gptnas-blocks or nas-bench-101 space, not {space.name!r}")
+    if temperature < 0:
+        raise LmnasError(f"strategy {strategy}: temperature must be >= 0, got {temperature}")
+    from lmnas.archgpt.predictor import ArchGPTPredictor
+
+    return ArchGPTPredictor.load(Path(archgpt_dir), device=device)
+
+
 @STRATEGIES.register("ga-gpt")
 class GAWithGPT(GeneticAlgorithm):
     name = "ga-gpt"
@@ -120,15 +131,10 @@ class GAWithGPT(GeneticAlgorithm):
         reconstruct_initial: bool = False,
         **ga_settings: Any,
     ) -> None:
-        if not isinstance(space, (GPTNASBlockSpace, NASBench101Space)):
-            raise LmnasError(f"strategy ga-gpt needs the gptnas-blocks or nas-bench-101 space, not {space.name!r}")
-        if temperature < 0:
-            raise LmnasError(f"strategy ga-gpt: temperature must be >= 0, got {temperature}")
+        predictor = load_predictor("ga-gpt", space, archgpt_dir, temperature, device)
         super().__init__(space, seed, **ga_settings)
-        from lmnas.archgpt.predictor import ArchGPTPredictor
-
         self.archgpt_dir = Path(archgpt_dir)
-        self.predictor = ArchGPTPredictor.load(self.archgpt_dir, device=device)
+        self.predictor = predictor
         self.mask_rate = mask_rate
         self.temperature = temperature
         self.reconstruct_initial = reconstruct_initial

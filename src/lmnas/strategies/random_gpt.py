@@ -22,7 +22,7 @@ from lmnas.spaces.gptnas_blocks import CODE_OF_LABEL, GPTNASBlockSpace
 from lmnas.spaces.nas_bench_101 import NASBench101Space, canonical_cell
 from lmnas.strategies import STRATEGIES
 from lmnas.strategies.base import Strategy
-from lmnas.strategies.ga_gpt import block_contexts, predict_op, vertex_context
+from lmnas.strategies.ga_gpt import block_contexts, load_predictor, predict_op, vertex_context
 
 
 @STRATEGIES.register("random-gpt")
@@ -39,19 +39,14 @@ class RandomWithGPT(Strategy):
         device: str = "cpu",
         batch_size: int = 1,
     ) -> None:
-        if not isinstance(space, (GPTNASBlockSpace, NASBench101Space)):
-            raise LmnasError(f"strategy random-gpt needs the gptnas-blocks or nas-bench-101 space, not {space.name!r}")
         if not 0.0 <= mask_rate <= 1.0:
             raise LmnasError(f"strategy random-gpt: mask_rate must be in [0, 1], got {mask_rate}")
-        if temperature < 0:
-            raise LmnasError(f"strategy random-gpt: temperature must be >= 0, got {temperature}")
         if batch_size < 1:
             raise LmnasError(f"strategy random-gpt: batch_size must be >= 1, got {batch_size}")
+        predictor = load_predictor("random-gpt", space, archgpt_dir, temperature, device)
         super().__init__(space, seed)
-        from lmnas.archgpt.predictor import ArchGPTPredictor
-
         self.archgpt_dir = Path(archgpt_dir)
-        self.predictor = ArchGPTPredictor.load(self.archgpt_dir, device=device)
+        self.predictor = predictor
         self.mask_rate = float(mask_rate)
         self.temperature = float(temperature)
         self.batch_size = int(batch_size)
