@@ -152,3 +152,24 @@ def test_transfer_names_weights_that_do_not_fit(digits, source_weights, tmp_path
         transfer(wider, source_weights, target, tmp_path / "t", RECIPE, seed=0, device="cpu", progress=False)
     with pytest.raises(LmnasError, match="not found"):
         transfer(small_net(), tmp_path / "nope.safetensors", target, tmp_path / "t", RECIPE, seed=0, device="cpu")
+
+
+def test_checkpoints_of_another_genotype_are_set_aside_not_resumed(digits, tmp_path, monkeypatch):
+    """A killed retraining of genotype A, then the search finds B (same seed and recipe): B must
+    train from scratch, ending exactly as B trained alone; A's checkpoints are kept aside."""
+    source, _ = digits
+    out = tmp_path / "retrain"
+    real_write_log = retrain_module.write_log
+    monkeypatch.setattr(retrain_module, "write_log", lambda path, history: (_ for _ in ()).throw(KeyboardInterrupt))
+    with pytest.raises(KeyboardInterrupt):
+        retrain_module.train_and_report(small_net(seed=1), source, out, RECIPE, seed=3, device="cpu", progress=False,
+                                        identity={"stage": "retrain", "genotype": "A"})
+    monkeypatch.setattr(retrain_module, "write_log", real_write_log)
+    b = retrain_module.train_and_report(small_net(seed=2), source, out, RECIPE, seed=3, device="cpu", progress=False,
+                                        identity={"stage": "retrain", "genotype": "B"})
+    alone = retrain_module.train_and_report(small_net(seed=2), source, tmp_path / "alone", RECIPE, seed=3,
+                                            device="cpu", progress=False,
+                                            identity={"stage": "retrain", "genotype": "B"})
+    assert b["genotype"] == "B" and b["test_acc"] == alone["test_acc"] and b["val_loss"] == alone["val_loss"]
+    aside = list(tmp_path.glob("retrain/checkpoints.old-*"))
+    assert len(aside) == 1 and any(aside[0].iterdir())

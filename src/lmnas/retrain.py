@@ -18,6 +18,7 @@ import json
 import platform
 import statistics
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ import torch
 from torch import nn
 
 from lmnas.errors import LmnasError
+from lmnas.identity import sha256_file
 from lmnas.io import read_json, write_json, write_text
 from lmnas.training import TrainRecipe, evaluate, save_weights, train_model
 from lmnas.training import distributed
@@ -91,10 +93,12 @@ def train_and_report(
         logged[:] = [row for row in logged if int(row["epoch"]) < entry["epoch"]] + [entry]
         write_log(log_path, logged)
 
+    checkpoint_identity = {**identity, "data_manifest_sha256": sha256_file(Path(prepared_dir) / "manifest.json")}
+    set_aside_foreign_checkpoints(out_dir / "checkpoints", recipe, seed, checkpoint_identity)
     result = train_model(
         model, train, val if len(val[1]) else None, recipe, seed=seed, **stats,
         checkpoint_dir=out_dir / "checkpoints", on_epoch=log_epoch, progress=progress, input_size=input_size,
-        sync_bn=sync_bn, stop_after_epoch=stop_after_epoch,
+        sync_bn=sync_bn, stop_after_epoch=stop_after_epoch, identity=checkpoint_identity,
     )
     main = distributed.is_main()
     if main:
@@ -164,6 +168,25 @@ def write_log(path: Path, history: list[dict[str, Any]]) -> None:
     writer.writeheader()
     writer.writerows({k: ("" if v is None else v) for k, v in row.items()} for row in history)
     write_text(path, buffer.getvalue())
+
+
+def set_aside_foreign_checkpoints(checkpoint_dir: Path, recipe: TrainRecipe, seed: int,
+                                  identity: dict[str, Any]) -> None:
+    """Checkpoints of another genotype, dataset, seed or recipe are moved aside (never resumed, never
+    deleted): a rerun after the search found a new best trains it afresh."""
+    from lmnas.training.checkpoint import load_latest
+    from lmnas.training.loop import checkpoint_matches
+
+    if not distributed.is_main():
+        distributed.barrier()  # rank 0 decides and moves; the others then see the result
+        return
+    checkpoint = load_latest(checkpoint_dir)
+    if checkpoint is not None and not checkpoint_matches(checkpoint.state, recipe, seed, identity):
+        aside = checkpoint_dir.with_name(f"{checkpoint_dir.name}.old-{time.strftime('%Y%m%dT%H%M%S')}")
+        checkpoint_dir.rename(aside)
+        print(f"lmnas: {checkpoint_dir}: made for another run ({checkpoint.state.get('identity')}); moved to {aside}, "
+              "training afresh", file=sys.stderr)
+    distributed.barrier()
 
 
 def _finished(metrics_path: Path, recipe: TrainRecipe, seed: int, identity: dict[str, Any]) -> dict[str, Any]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import pyarrow.parquet as pq
 import torch
 
 from lmnas.errors import LmnasError
+from lmnas.identity import sha256_file  # noqa: F401 (re-exported: lmnas.data.tensors.sha256_file)
 from lmnas.io import read_json
 
 MANIFEST_NAME = "manifest.json"
@@ -67,14 +67,6 @@ def load_split(prepared_dir: str | Path, split: str, *, verify: bool = False) ->
     if start != len(labels):
         raise LmnasError(f"split {split!r} in {prepared_dir} has {start} rows, manifest says {len(labels)}")
     return torch.from_numpy(images), torch.from_numpy(labels)
-
-
-def sha256_file(path: Path, block: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as f:
-        while chunk := f.read(block):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _image_bytes(column: pa.ChunkedArray, row_bytes: int, path: Path) -> np.ndarray:

@@ -74,6 +74,7 @@ def train_model(
     input_size: int | None = None,
     sync_bn: bool = False,
     stop_after_epoch: int | None = None,
+    identity: dict[str, Any] | None = None,
 ) -> TrainResult:
     """Train `model` in place with SGD on `train`, evaluating on `val` after every epoch.
 
@@ -136,7 +137,7 @@ def train_model(
         start_epoch = 0
         checkpoint = load_latest(checkpoint_dir) if checkpoint_dir is not None else None
         if checkpoint is not None:
-            _check_compatible(checkpoint.state, recipe, seed, checkpoint_dir)
+            _check_compatible(checkpoint.state, recipe, seed, checkpoint_dir, identity)
             model.load_state_dict(checkpoint.weights)
             optimizer.load_state_dict(checkpoint.state["optimizer"])
             history = list(checkpoint.state["history"])
@@ -255,6 +256,7 @@ def train_model(
                     "history": history,
                     "seed": seed,
                     "recipe": recipe.to_dict(),
+                    "identity": identity,  # what is trained (genotype, data…): resume only the same
                     "torch": str(torch.__version__),
                     "world_size": world,
                 }
@@ -417,11 +419,18 @@ def _seed_global_rng(seed: int, device: torch.device) -> None:
             torch.cuda.manual_seed(seed)
 
 
-def _check_compatible(state: dict[str, Any], recipe: TrainRecipe, seed: int, checkpoint_dir: Path) -> None:
-    if state.get("recipe") != recipe.to_dict() or state.get("seed") != seed:
+def checkpoint_matches(state: dict[str, Any], recipe: TrainRecipe, seed: int, identity: dict[str, Any] | None) -> bool:
+    return (state.get("recipe") == recipe.to_dict() and state.get("seed") == seed
+            and state.get("identity") == identity)
+
+
+def _check_compatible(state: dict[str, Any], recipe: TrainRecipe, seed: int, checkpoint_dir: Path,
+                      identity: dict[str, Any] | None) -> None:
+    if not checkpoint_matches(state, recipe, seed, identity):
         raise LmnasError(
-            f"{checkpoint_dir}: checkpoint was made with seed={state.get('seed')} and recipe {state.get('recipe')}, "
-            f"not seed={seed} and {recipe.to_dict()}; delete the folder or use another output folder"
+            f"{checkpoint_dir}: checkpoint was made with seed={state.get('seed')}, recipe {state.get('recipe')} and "
+            f"{state.get('identity')}, not seed={seed}, {recipe.to_dict()} and {identity}; delete the folder or use "
+            "another output folder"
         )
 
 
