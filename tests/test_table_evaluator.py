@@ -69,9 +69,10 @@ def test_broken_table_is_a_clear_error(tmp_path):
 
 def test_folder_comes_from_setting_then_env_then_default(tiny_macro_dir, tmp_path, monkeypatch):
     monkeypatch.delenv(ENV_VAR, raising=False)
-    beside_checkout = Path(__file__).resolve().parents[2] / "shared" / "benchmarks"  # ../shared/benchmarks
+    # ../shared/benchmarks (resolved: it may be a link to the real folder)
+    beside_checkout = (Path(__file__).resolve().parents[2] / "shared" / "benchmarks").resolve()
     assert default_benchmarks_dir().resolve() == beside_checkout
-    assert Path(table_evaluator().settings()["benchmarks_dir"]) == beside_checkout
+    assert Path(table_evaluator().settings()["benchmarks_dir"]).resolve() == beside_checkout
     monkeypatch.setenv(ENV_VAR, str(tiny_macro_dir))
     assert Path(table_evaluator().settings()["benchmarks_dir"]) == tiny_macro_dir.resolve()
     assert Path(table_evaluator(benchmarks_dir=str(tmp_path / "x")).settings()["benchmarks_dir"]) == tmp_path / "x"

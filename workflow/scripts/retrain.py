@@ -18,7 +18,8 @@ def main(smk):
         progress=smk.params.progress,
         sync_bn=smk.params.retrain["sync_bn"],
         # resources.gpu > 1 and that many CUDA devices: one torchrun rank per GPU; else in-process.
-        nproc=ranks_for(int(smk.resources.gpu), device),
+        # (rules without GPUs carry no `gpu` resource: common.smk sets GPU settings on GPU rules only)
+        nproc=ranks_for(int(smk.resources["gpu"]) if "gpu" in smk.resources.keys() else 0, device),
     )
 
 
