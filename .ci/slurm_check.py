@@ -18,9 +18,10 @@ sys.path.insert(0, str(REPO / "src"))
 
 from lmnas.config import load_yaml, merge  # noqa: E402
 
-# The embedded default's jobs: rule -> how many (prepare_data runs once per dataset).
+# The embedded default's cluster jobs: rule -> how many (prepare_data runs once per dataset). The
+# report is a `localrules` entry (a few seconds of plotting): it runs beside Snakemake, not as a job.
 STAGES = {"prepare_data": 2, "encode_corpus": 1, "train_archgpt": 1, "search": 1, "retrain": 1,
-          "transfer": 1, "report": 1}
+          "transfer": 1}
 FIELDS = ["JobID", "Comment", "State", "AllocCPUS", "ReqMem", "Timelimit", "Elapsed", "AllocTRES"]
 
 
