@@ -28,28 +28,33 @@ class Registry(Generic[T]):
         return decorator
 
     def create(self, name: str, /, **kwargs: object) -> T:
-        """Build by name; settings that the factory does not take are a clear error, not a TypeError."""
+        """Build by name; unknown or missing settings are a clear error, not a TypeError."""
         self.check_settings(name, kwargs)
-        factory = self.get(name)
-        signature = inspect.signature(factory)
-        missing = [p.name for p in signature.parameters.values() if p.default is p.empty and p.name not in kwargs
-                   and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "self"]
+        missing = [p.name for p in self.parameters(name) if p.default is p.empty and p.name not in kwargs]
         if missing:
             raise LmnasError(f"{self.kind} {name!r}: missing settings {missing}")
-        return factory(**kwargs)
+        return self.get(name)(**kwargs)
 
-    def accepted_settings(self, name: str) -> list[str]:
-        """Keyword settings of the factory, following `**kwargs` into base-class __init__s."""
+    def parameters(self, name: str) -> list[inspect.Parameter]:
+        """Keyword parameters of the factory, following `**kwargs` into base-class __init__s (first wins)."""
         factory = self.get(name)
         chain = [c.__init__ for c in factory.__mro__ if "__init__" in vars(c)] if inspect.isclass(factory) else [factory]
-        names: list[str] = []
+        found: dict[str, inspect.Parameter] = {}
         for function in chain:
             params = inspect.signature(function).parameters.values()
-            names += [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-                      and p.name != "self" and p.name not in names]
+            for p in params:
+                if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "self":
+                    found.setdefault(p.name, p)
             if not any(p.kind == p.VAR_KEYWORD for p in params):
                 break
-        return names
+        return list(found.values())
+
+    def accepted_settings(self, name: str) -> list[str]:
+        return [p.name for p in self.parameters(name)]
+
+    def defaults(self, name: str) -> dict[str, object]:
+        """The factory's default settings (what an omitted setting means)."""
+        return {p.name: p.default for p in self.parameters(name) if p.default is not p.empty}
 
     def check_settings(self, name: str, settings: dict[str, object]) -> None:
         accepted = self.accepted_settings(name)

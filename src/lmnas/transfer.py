@@ -41,7 +41,7 @@ def transfer(
     same recipe) is also trained in out_dir/scratch, and its test accuracy reported.
     """
     from lmnas.data import read_manifest
-    from lmnas.data.tensors import sha256_file
+    from lmnas.identity import sha256_file
 
     weights, out_dir = Path(weights), Path(out_dir)
     num_classes = read_manifest(prepared_dir)["num_classes"]

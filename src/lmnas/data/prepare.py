@@ -20,7 +20,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lmnas.data.sources import SourceData, class_groups, load_source
-from lmnas.data.tensors import MANIFEST_NAME, sha256_file
+from lmnas.data.tensors import MANIFEST_NAME
+from lmnas.identity import sha256_file
 from lmnas.errors import LmnasError
 from lmnas.io import write_json, write_with
 

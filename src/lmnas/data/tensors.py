@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import torch
 
 from lmnas.errors import LmnasError
-from lmnas.identity import sha256_file  # noqa: F401 (re-exported: lmnas.data.tensors.sha256_file)
+from lmnas.identity import sha256_file
 from lmnas.io import read_json
 
 MANIFEST_NAME = "manifest.json"

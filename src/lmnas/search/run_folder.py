@@ -17,7 +17,6 @@ Opening a folder (`prepare_run_folder`) decides, before anything reads or writes
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
 import time
@@ -54,13 +53,7 @@ def resolved_settings(registry: Registry[Any], section: dict[str, Any]) -> dict[
     """A {"name": ..., **settings} section with the factory's defaults filled in and paths hashed."""
     settings = dict(section)
     name = settings.pop("name")
-    factory = registry.get(name)
-    defaults: dict[str, Any] = {}
-    chain = [c.__init__ for c in factory.__mro__ if "__init__" in vars(c)] if inspect.isclass(factory) else [factory]
-    for function in chain:
-        for p in inspect.signature(function).parameters.values():
-            if p.default is not inspect.Parameter.empty and p.name not in defaults:
-                defaults[p.name] = p.default
+    defaults = registry.defaults(name)
     out: dict[str, Any] = {"name": name}
     for key, value in sorted({**defaults, **settings}.items()):
         if key in IGNORED_SETTINGS or key in ("space", "seed"):
