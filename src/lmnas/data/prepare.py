@@ -42,12 +42,13 @@ MANIFEST_FORMAT = "lmnas-prepared/1"
 MAX_SHARD_BYTES = 1 << 30
 # Rows per chunk when summing channel statistics, sized to ~4M values of float64 (32 MB).
 _STATS_VALUES = 1 << 22
-# Rows per shard of raw pixels, and of encoded images: 2,000 ImageNet JPEGs (~110 kB) are ~220 MB, so
-# prepare peaks near 3 shards (source bytes, stored bytes, the Arrow table) ≈ 0.7 GB, and a loader
-# worker reading one 1,000-row group at a time holds ~110 MB.
+# Rows per shard of raw pixels, and of encoded images: 1,000 ImageNet JPEGs (~110 kB) are ~110 MB
+# (ImageNet-1k: ~1,280 train shards, as tfds/webdataset shard it), and prepare holds a few copies of
+# one shard (source bytes, the Arrow table, the writer's pages): ~0.5 GB, whatever the dataset's size.
+# A loader worker reads one 500-row group (~55 MB) at a time.
 RAW_SHARD_ROWS = 50_000
-ENCODED_SHARD_ROWS = 2_000
-ENCODED_ROW_GROUP = 1_000
+ENCODED_SHARD_ROWS = 1_000
+ENCODED_ROW_GROUP = 500
 
 
 @dataclass
