@@ -11,8 +11,8 @@ class filtering and writing happen in `lmnas.data.prepare`; loaders only read.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple, Union
 
 import numpy as np

@@ -10,8 +10,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
-from lmnas.errors import LmnasError
 from lmnas.data.shards import decode_image, read_manifest, resize_center_crop, split_shards, storage
+from lmnas.errors import LmnasError
+
 
 def load_split(prepared_dir: str | Path, split: str, *, verify: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Read one whole split into memory: images uint8 [N, C, H, W] (contiguous), labels int64 [N].
