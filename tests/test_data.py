@@ -296,12 +296,16 @@ def _write_imagenet(root: Path, train_per_class: int = 4, val_per_class: int = 2
 def test_imagenet_folders_resize_and_split(tmp_path: Path) -> None:
     _write_imagenet(tmp_path)
     data = load_source(DatasetSpec("imagenet", root=str(tmp_path), image_size=8), seed=0)
-    assert data.images.shape == (18, 8, 8, 3) and data.class_names == WNIDS
+    assert len(data.labels) == 18 and data.class_names == WNIDS
     assert data.official_split.tolist() == ["train"] * 12 + ["test"] * 6
-    for image, label in zip(data.images, data.labels):
-        assert np.all(image == np.array(COLOURS[label], dtype=np.uint8))  # solid colour survives resize+crop
     manifest = prepare_dataset(DatasetSpec("imagenet", root=str(tmp_path), image_size=8), tmp_path / "out", seed=0)
+    assert manifest["storage"] == "encoded" and manifest["format"] == "png" and manifest["image_shape"] == [3, 8, 8]
     assert manifest["splits"]["test"]["class_counts"] == [2, 2, 2]
+    # The resident path decodes at image_shape (shorter side → 8, central crop): solid colours survive.
+    images, labels = load_split(tmp_path / "out", "train", verify=True)
+    assert images.shape == (manifest["splits"]["train"]["count"], 3, 8, 8)
+    for image, label in zip(images, labels):
+        assert np.all(image.permute(1, 2, 0).numpy() == np.array(COLOURS[label], dtype=np.uint8))
     # Pure red/green/blue images: channel c's train mean is the share of class c in train.
     train = manifest["splits"]["train"]
     assert manifest["mean"] == pytest.approx([n / train["count"] for n in train["class_counts"]], abs=1e-6)

@@ -16,7 +16,8 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from lmnas.data import DatasetSpec, load_split, load_source, prepare_dataset, read_manifest
+from lmnas.data import DatasetSpec, decode_image, load_split, load_source, prepare_dataset, read_manifest
+from lmnas.data.sources import EncodedSource
 from lmnas.errors import LmnasError
 
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
@@ -73,6 +74,11 @@ def _spec(root: Path, **fields) -> DatasetSpec:
     return DatasetSpec("hf", root=str(root), hf=hf, **fields)
 
 
+def _decoded(data: EncodedSource) -> np.ndarray:
+    """Every row's stored file, decoded: uint8 [N, H, W, 3] (the source itself never decodes)."""
+    return np.stack([np.asarray(decode_image(b)) for b in data.fetch(np.arange(len(data.labels)))])
+
+
 def _row_set(images: np.ndarray) -> list[bytes]:
     return sorted(np.ascontiguousarray(row).tobytes() for row in images)
 
@@ -82,15 +88,16 @@ def test_hf_local_copy_reads_every_row_exactly(fixture: str, request: pytest.Fix
     root = request.getfixturevalue(fixture)
     data = load_source(_spec(root), seed=0)
     assert data.class_names == CLASSES
-    assert data.images.dtype == np.uint8 and data.images.shape == (160, 32, 32, 3)
+    decoded = _decoded(data)
+    assert decoded.dtype == np.uint8 and decoded.shape == (160, 32, 32, 3)
     for split in PER_CLASS:
         images, labels = _images(split)
         rows = data.official_split == split
-        assert _row_set(data.images[rows]) == _row_set(images)
+        assert _row_set(decoded[rows]) == _row_set(images)
         assert np.bincount(data.labels[rows]).tolist() == np.bincount(labels).tolist()
         # Each decoded image sits next to its own label.
         by_bytes = {a.tobytes(): int(lab) for a, lab in zip(images, labels)}
-        assert all(by_bytes[a.tobytes()] == lab for a, lab in zip(data.images[rows], data.labels[rows]))
+        assert all(by_bytes[a.tobytes()] == lab for a, lab in zip(decoded[rows], data.labels[rows]))
 
 
 def test_hf_prepare_writes_the_usual_shards_and_manifest(hub_parquet: Path, tmp_path: Path) -> None:
@@ -122,7 +129,9 @@ def test_prepared_shards_load_with_datasets_parquet(hub_parquet: Path, tmp_path:
         assert loaded[theirs].num_rows == manifest["splits"][ours]["count"]
     channels, height, width = manifest["image_shape"]
     row = loaded["test"][0]
-    image = np.frombuffer(row["image"], dtype=np.uint8).reshape(height, width, channels)
+    assert manifest["storage"] == "encoded" and manifest["format"] == "png"
+    image = np.asarray(decode_image(row["image"]))  # the image column holds the source's PNG files
+    assert image.shape == (height, width, channels)
     tensors, labels = load_split(out, "test")
     assert np.array_equal(image, tensors[0].permute(1, 2, 0).numpy()) and row["label"] == int(labels[0])
 
@@ -138,7 +147,10 @@ def test_hf_plain_pyarrow_struct_images_and_integer_labels(tmp_path: Path) -> No
     spec = DatasetSpec("hf", root=str(tmp_path), image_size=16, hf={"splits": {"train": "train"}, "cache_dir": str(tmp_path / "c")})
     data = load_source(spec, seed=0)
     assert data.class_names == [str(i) for i in range(10)] and data.official_split is None
-    assert data.images.shape == (120, 16, 16, 3)  # shorter side 36 → 16, central 16 x 16 crop
+    assert _decoded(data).shape == (120, 36, 40, 3)  # stored at the source's own size
+    manifest = prepare_dataset(spec, tmp_path / "out", seed=0)
+    images, _labels = load_split(tmp_path / "out", "train")
+    assert manifest["image_shape"] == [3, 16, 16] and images.shape[1:] == (3, 16, 16)  # shorter side 36 → 16, crop
 
 
 def test_hf_balanced_subset_and_max_classes(saved_to_disk: Path) -> None:
@@ -159,9 +171,10 @@ def test_hf_streaming_takes_a_balanced_subset(fixture: str, request: pytest.Fixt
     assert np.bincount(data.labels[train]).tolist() == [6] * 5
     assert np.bincount(data.labels[~train]).tolist() == [2] * 5
     all_train = _row_set(_images("train")[0])
-    assert set(_row_set(data.images[train])) <= set(all_train)  # real rows, decoded exactly
+    decoded = _decoded(data)
+    assert set(_row_set(decoded[train])) <= set(all_train)  # real rows, copied exactly
     again = load_source(spec, seed=0)
-    assert np.array_equal(again.images, data.images)  # the seeded shuffle is reproducible
+    assert np.array_equal(_decoded(again), decoded)  # the seeded shuffle is reproducible
 
 
 def test_hf_errors_name_the_field(saved_to_disk: Path, tmp_path: Path) -> None:

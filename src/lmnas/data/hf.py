@@ -6,28 +6,35 @@ Where the rows come from, in order of preference on an offline compute node:
            shards                            plain_text/train-00000-of-00001.parquet, image struct {bytes, path})
     hf.path = a Hub id                     (uoft-cs/cifar10, ILSVRC/imagenet-1k; cache in hf.cache_dir;
                                              HF_HUB_OFFLINE=1 reuses a filled cache without network)
-Class limiting and the class-balanced subset are chosen from the label column before any
-image is decoded. `streaming: true` reads rows one by one (an ImageNet-1k subset without
-downloading the 150 GB of shards first) and stops as soon as every class has its quota.
+Images are never decoded here: the Hub's shards already hold JPEG/PNG files, so the image
+column is read with `Image(decode=False)` and prepare copies those bytes into its shards.
+Class limiting and the class-balanced subset are chosen from the label column first, and
+rows are fetched a shard at a time. `streaming: true` reads rows one by one (an ImageNet-1k
+subset without downloading the 150 GB of shards first), stops as soon as every class has its
+quota, and spools the kept rows' bytes to a memory-mapped Arrow file, not to RAM.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping
+import shutil
+import tempfile
+import weakref
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
-from lmnas.data.sources import DATASET_SOURCES, SourceData, _limit_classes, balanced_subset
+from lmnas.data.sources import DATASET_SOURCES, EncodedSource, _limit_classes, balanced_subset
 from lmnas.errors import LmnasError
 
-# Rows decoded per Arrow batch: bounds memory, keeps the per-batch overhead negligible.
-_DECODE_BATCH = 512
+# Rows per batch written to the streaming spool: bounds memory, keeps the per-batch overhead negligible.
+_SPOOL_BATCH = 512
 OFFICIAL_SPLITS = ("train", "test")
 
 
@@ -78,35 +85,52 @@ def load_hf_source(
     max_classes: int | None,
     seed: int,
     hf: HfSpec | Mapping[str, Any] | None = None,
-) -> SourceData:
-    """A Hugging Face dataset (Hub id or a local copy); `download`/`verify` are unused."""
+) -> EncodedSource:
+    """A Hugging Face dataset (Hub id or a local copy); `download`/`verify`/`image_size` are unused here."""
     spec = HfSpec.from_dict(hf or {})
     if root is None and spec.path is None:
         raise LmnasError("dataset source 'hf' needs hf.path (a Hub id such as uoft-cs/cifar10) or root (a local copy)")
     rng = np.random.default_rng(seed)
-    images, labels, split, class_names = [], [], [], None
+    parts, labels, split, class_names = [], [], [], None
     for official, split_name in spec.splits.items():
         ds, rows = _open(spec, root, split_name)
         names = _class_names(ds, spec, split_name)
         if class_names is not None and names is not None and names != class_names:
             raise LmnasError(f"hf splits {list(spec.splits.values())} have different class names in {spec.label_column!r}")
         class_names = names if names is not None else class_names
-        args = (ds, spec, split_name, class_names, image_size, subset_fraction, max_classes, rng)
+        args = (ds, spec, split_name, class_names, subset_fraction, max_classes, rng)
         if spec.streaming:
-            part_images, part_labels, names = _read_streaming(*args, total=rows)
+            fetch, part_labels, names = _read_streaming(*args, total=rows)
         else:
-            part_images, part_labels, names = _read_in_memory(*args)
+            fetch, part_labels, names = _read_in_memory(*args)
+        if not len(part_labels):
+            raise LmnasError(f"no images selected from hf split {split_name!r}; raise subset_fraction or max_classes")
         class_names = class_names or names
-        images.append(part_images)
+        parts.append(fetch)
         labels.append(part_labels)
         split.append(np.full(len(part_labels), official))
-    labels_all = np.concatenate(labels)
     num_classes = _limit_classes(len(class_names), max_classes)
-    shapes = {im.shape[1:] for im in images if len(im)}
-    if len(shapes) > 1:
-        raise LmnasError(f"hf splits decode to different image shapes {sorted(shapes)}; set image_size")
     official = np.concatenate(split) if "test" in spec.splits else None
-    return SourceData(np.concatenate(images), labels_all, class_names[:num_classes], official)
+    return EncodedSource(
+        np.concatenate(labels), class_names[:num_classes], official, _concatenated(parts, [len(x) for x in labels])
+    )
+
+
+def _concatenated(parts: list[Any], sizes: list[int]) -> Any:
+    """One fetch over several splits' fetches: global row → (split, row within it), order kept."""
+    starts = np.concatenate([[0], np.cumsum(sizes)])
+
+    def fetch(rows: np.ndarray) -> list[bytes]:
+        rows = np.asarray(rows, dtype=np.int64)
+        part_of = np.searchsorted(starts, rows, side="right") - 1
+        out: list[bytes] = [b""] * len(rows)
+        for k, part in enumerate(parts):
+            where = np.flatnonzero(part_of == k)
+            for position, data in zip(where, part(rows[where] - starts[k])):
+                out[position] = data
+        return out
+
+    return fetch
 
 
 # --------------------------------------------------------------------------- opening
@@ -183,16 +207,27 @@ def _class_names(ds: Any, spec: HfSpec, split: str) -> list[str] | None:
     return list(feature.names) if isinstance(feature, datasets.ClassLabel) else None
 
 
-def _with_image_feature(ds: Any, column: str) -> Any:
-    """Parquet written without the Hub's metadata holds images as a plain {bytes, path} struct."""
+def _undecoded_images(ds: Any, column: str) -> Any:
+    """The image column as {bytes, path} dicts, never decoded (Image(decode=False)).
+
+    Parquet written without the Hub's metadata holds images as that plain struct already."""
     import datasets
 
     feature = (ds.features or {}).get(column)
-    if isinstance(feature, dict) and set(feature) == {"bytes", "path"}:
-        return ds.cast_column(column, datasets.Image())
-    if feature is not None and not isinstance(feature, datasets.Image):
+    if feature is not None and not (
+        isinstance(feature, datasets.Image) or (isinstance(feature, dict) and set(feature) == {"bytes", "path"})
+    ):
         raise LmnasError(f"hf.image_column: column {column!r} is {feature}, not an image")
-    return ds
+    return ds.cast_column(column, datasets.Image(decode=False))
+
+
+def _file_bytes(value: Any, column: str) -> bytes:
+    """One undecoded image cell → its encoded file: the embedded bytes, or the file its path names."""
+    if isinstance(value, dict) and value.get("bytes") is not None:
+        return bytes(value["bytes"])
+    if isinstance(value, dict) and value.get("path"):
+        return Path(value["path"]).read_bytes()  # a local dataset that stores paths to image files
+    raise LmnasError(f"hf.image_column {column!r}: a row holds neither image bytes nor a path ({type(value).__name__})")
 
 
 def _checked_labels(labels: np.ndarray, spec: HfSpec, split: str) -> np.ndarray:
@@ -212,22 +247,24 @@ def _read_in_memory(
     spec: HfSpec,
     split: str,
     class_names: list[str] | None,
-    image_size: int | None,
     subset_fraction: float,
     max_classes: int | None,
     rng: np.random.Generator,
-) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Labels first (one Arrow column), then decode only the chosen rows."""
+) -> tuple[Any, np.ndarray, list[str]]:
+    """Labels first (one Arrow column); the kept rows' bytes are fetched later, a shard at a time."""
     labels = _checked_labels(np.asarray(ds.with_format("numpy")[spec.label_column], dtype=np.int64), spec, split)
     if class_names is None:  # plain integer labels: names are the label values
         class_names = [str(i) for i in range(int(labels.max()) + 1 if labels.size else 0)]
     num_classes = _limit_classes(len(class_names), max_classes)
     keep = np.flatnonzero(labels < num_classes)
     keep = keep[balanced_subset(labels[keep], subset_fraction, rng)]
-    chosen = _with_image_feature(ds, spec.image_column).select_columns([spec.image_column]).select(keep)
-    batches = chosen.iter(batch_size=_DECODE_BATCH)
-    pictures = (picture for batch in batches for picture in batch[spec.image_column])
-    return _stack(pictures, len(keep), image_size, split), labels[keep], class_names
+    images = _undecoded_images(ds.select_columns([spec.image_column]), spec.image_column)
+
+    def fetch(rows: np.ndarray) -> list[bytes]:  # Arrow memory-maps the dataset: only these rows are read
+        chosen = images.select(keep[np.asarray(rows, dtype=np.int64)])
+        return [_file_bytes(value, spec.image_column) for value in chosen[spec.image_column]]
+
+    return fetch, labels[keep], class_names
 
 
 def _read_streaming(
@@ -235,13 +272,12 @@ def _read_streaming(
     spec: HfSpec,
     split: str,
     class_names: list[str] | None,
-    image_size: int | None,
     subset_fraction: float,
     max_classes: int | None,
     rng: np.random.Generator,
     *,
     total: int | None,
-) -> tuple[np.ndarray, np.ndarray, list[str]]:
+) -> tuple[Any, np.ndarray, list[str]]:
     """Rows in a seeded shuffled order; keep each until its class has round(fraction * N / C) rows."""
     if class_names is None:
         raise LmnasError(
@@ -254,11 +290,10 @@ def _read_streaming(
         if total is None:
             raise LmnasError(f"hf split {split!r} does not state its row count; streaming needs it for subset_fraction")
         quota = max(1, round(subset_fraction * total / len(class_names)))
-    ds = _with_image_feature(ds, spec.image_column).shuffle(
-        seed=int(rng.integers(2**31)), buffer_size=spec.shuffle_buffer
-    )
+    ds = _undecoded_images(ds, spec.image_column).shuffle(seed=int(rng.integers(2**31)), buffer_size=spec.shuffle_buffer)
     taken = np.zeros(num_classes, dtype=np.int64)
-    pictures, labels = [], []
+    spool = _Spool()
+    labels, pending = [], []
     wanted = None if quota is None else quota * num_classes
     with tqdm(total=wanted, desc=f"hf {split}", unit="img") as bar:
         for row in ds:
@@ -268,12 +303,40 @@ def _read_streaming(
             if label >= num_classes or (quota is not None and taken[label] >= quota):
                 continue
             taken[label] += 1
-            pictures.append(_to_array(row[spec.image_column], image_size))
+            pending.append(_file_bytes(row[spec.image_column], spec.image_column))
             labels.append(label)
+            if len(pending) == _SPOOL_BATCH:
+                spool.write(pending)
+                pending = []
             bar.update()
             if quota is not None and taken.min() >= quota:
                 break  # every class full: stop reading the stream
-    return _stack(pictures, len(labels), image_size, split), np.asarray(labels, dtype=np.int64), class_names
+    spool.write(pending)
+    return spool.fetch, np.asarray(labels, dtype=np.int64), class_names
+
+
+class _Spool:
+    """Encoded images kept by a stream, appended to a temporary Arrow IPC file and memory-mapped back.
+
+    The file is removed when the spool is garbage-collected (after prepare has copied the rows)."""
+
+    def __init__(self) -> None:
+        self._dir = tempfile.mkdtemp(prefix="lmnas-hf-spool-")
+        weakref.finalize(self, shutil.rmtree, self._dir, True)
+        self._path = Path(self._dir) / "images.arrow"
+        self._schema = pa.schema([("image", pa.binary())])
+        self._writer: Any = pa.ipc.new_file(str(self._path), self._schema)
+        self._table: pa.Table | None = None
+
+    def write(self, images: list[bytes]) -> None:
+        if images:
+            self._writer.write_batch(pa.record_batch([pa.array(images, pa.binary())], schema=self._schema))
+
+    def fetch(self, rows: np.ndarray) -> list[bytes]:
+        if self._table is None:
+            self._writer.close()
+            self._table = pa.ipc.open_file(pa.memory_map(str(self._path))).read_all()  # zero-copy view
+        return self._table.column("image").take(pa.array(np.asarray(rows, dtype=np.int64))).to_pylist()
 
 
 def _split_rows(ds: Any, split: str) -> int | None:
@@ -282,33 +345,3 @@ def _split_rows(ds: Any, split: str) -> int | None:
     if split in splits and splits[split].num_examples:
         return int(splits[split].num_examples)
     return None
-
-
-# --------------------------------------------------------------------------- decoding
-
-
-def _stack(pictures: Iterable[Any], count: int, image_size: int | None, split: str) -> np.ndarray:
-    """PIL images (or already-decoded arrays) → uint8 [N, H, W, C]."""
-    arrays = []
-    for picture in tqdm(pictures, total=count, desc=f"decode {split}", unit="img", leave=False):
-        arrays.append(picture if isinstance(picture, np.ndarray) else _to_array(picture, image_size))
-    if not arrays:
-        raise LmnasError(f"no images selected from hf split {split!r}; raise subset_fraction or max_classes")
-    shapes = {a.shape for a in arrays}
-    if len(shapes) > 1:
-        raise LmnasError(f"hf split {split!r} has images of several sizes {sorted(shapes)[:3]}; set image_size")
-    return np.stack(arrays)
-
-
-def _to_array(picture: Any, image_size: int | None) -> np.ndarray:
-    """One PIL image → uint8 [H, W, C]: grayscale stays 1 channel, everything else RGB.
-
-    With image_size: shorter side → image_size, then the central crop (as the ImageFolder path)."""
-    picture = picture.convert("L" if picture.mode in ("1", "L", "I;16", "I", "F") else "RGB")
-    if image_size is not None and picture.size != (image_size, image_size):
-        from torchvision.transforms import functional as F  # only when resizing: a slow import
-
-        picture = F.center_crop(F.resize(picture, [image_size], antialias=True), [image_size, image_size])
-    array = np.asarray(picture, dtype=np.uint8)
-    return array[..., None] if array.ndim == 2 else array
-

@@ -1,15 +1,23 @@
 """prepare_data stage: a source → fixed stratified splits → Parquet shards + manifest.json.
 
-Layout of `out_dir`:
-    {train,val,test}-00000-of-0000K.parquet   columns image (binary: raw HWC uint8 bytes), label (int64)
+Layout of `out_dir` (the contract is in lmnas.data.shards):
+    {train,val,test}-00000-of-0000K.parquet   columns image (binary), label (int64)
+        storage raw      (digits, CIFAR): image = H*W*C uint8 bytes after the source's resize
+        storage encoded  (ImageNet folders, Hugging Face): image = one JPEG/PNG file (lmnas.data.encode)
     manifest.json                             written last: its presence marks a complete run
+Encoded splits are written shard by shard (fetch a shard's files, encode them in a process pool,
+write, forget), so prepare's memory is one shard's whatever the dataset's size.
 Same spec + seed → byte-identical shards and manifest.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+import multiprocessing
+from collections.abc import Iterator, Mapping
+from concurrent.futures import Executor, ProcessPoolExecutor
+from contextlib import contextmanager
+from itertools import repeat
 from dataclasses import dataclass
 from math import ceil
 from pathlib import Path
@@ -19,18 +27,28 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from lmnas.data.sources import SourceData, class_groups, load_source
-from lmnas.data.tensors import MANIFEST_NAME
+from lmnas.data import encode as enc
+from lmnas.data.shards import MANIFEST_NAME
+from lmnas.data.sources import EncodedSource, Source, SourceData, class_groups, load_source
 from lmnas.identity import sha256_file
 from lmnas.errors import LmnasError
 from lmnas.io import write_json, write_with
 
 SPLITS = ("train", "val", "test")
+# Sources whose images are stored encoded (photos of any size); the rest store raw pixels.
+ENCODED_SOURCES = ("hf", "imagenet")
 MANIFEST_FORMAT = "lmnas-prepared/1"
 # Parquet binary columns use int32 offsets (2 GiB per chunk); 1 GiB shards stay well inside.
 MAX_SHARD_BYTES = 1 << 30
 # Rows per chunk when summing channel statistics, sized to ~4M values of float64 (32 MB).
 _STATS_VALUES = 1 << 22
+# Rows per shard of raw pixels, and of encoded images: 1,000 ImageNet JPEGs (~110 kB) are ~110 MB
+# (ImageNet-1k: ~1,280 train shards, as tfds/webdataset shard it), and prepare holds a few copies of
+# one shard (source bytes, the Arrow table, the writer's pages): ~0.5 GB, whatever the dataset's size.
+# A loader worker reads one 500-row group (~55 MB) at a time.
+RAW_SHARD_ROWS = 50_000
+ENCODED_SHARD_ROWS = 1_000
+ENCODED_ROW_GROUP = 500
 
 
 @dataclass
@@ -49,6 +67,8 @@ class DatasetSpec:
     max_classes: int | None = None  # keep the first k classes of the source
     max_per_split: dict[str, int] | None = None  # stratified cap on rows per split
     hf: dict[str, Any] | None = None  # source hf only: Hub id, splits, columns (lmnas.data.hf.HfSpec)
+    # Encoded sources (imagenet, hf) only: which bytes to store (lmnas.data.encode.EncodeSpec)
+    encode: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.source, str) or not self.source:
@@ -73,6 +93,12 @@ class DatasetSpec:
             from lmnas.data.hf import HfSpec
 
             self.hf = dataclasses.asdict(HfSpec.from_dict(self.hf or {}))
+        if self.encode is not None and self.source not in ENCODED_SOURCES:
+            raise LmnasError(
+                f"dataset.encode is only read by the encoded sources {ENCODED_SOURCES}, not {self.source!r}"
+            )
+        if self.source in ENCODED_SOURCES:
+            self.encode = dataclasses.asdict(enc.EncodeSpec.from_dict(self.encode))
         if self.max_per_split is not None:
             unknown = sorted(set(self.max_per_split) - set(SPLITS))
             if unknown or any(int(v) < 1 for v in self.max_per_split.values()):
@@ -94,69 +120,191 @@ class DatasetSpec:
         return cls(**data)
 
 
-def prepare_dataset(spec: DatasetSpec, out_dir: Path, *, seed: int, shard_rows: int = 50_000) -> dict:
-    """Load `spec.source`, split it, write the shards and the manifest; return the manifest."""
-    if shard_rows < 1:
+def prepare_dataset(
+    spec: DatasetSpec, out_dir: Path, *, seed: int, shard_rows: int | None = None, workers: int = 1
+) -> dict:
+    """Load `spec.source`, split it, write the shards and the manifest; return the manifest.
+
+    shard_rows: rows per shard (None: RAW_SHARD_ROWS or ENCODED_SHARD_ROWS); workers: processes that
+    re-encode images and compute channel statistics (encoded storage only; 1 = in this process).
+    """
+    if shard_rows is not None and shard_rows < 1:
         raise LmnasError(f"shard_rows must be >= 1, got {shard_rows}")
+    if workers < 1:
+        raise LmnasError(f"workers must be >= 1, got {workers}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / MANIFEST_NAME).unlink(missing_ok=True)  # no stale completion marker while rewriting
 
     data = select_classes(load_source(spec, seed), spec.classes)
-    images, labels, class_names, official_split = data
     rng = np.random.default_rng(seed)
-    splits = split_indices(labels, official_split, spec, rng)
+    splits = split_indices(data.labels, data.official_split, spec, rng)
     if len(splits["train"]) == 0:
         raise LmnasError(f"dataset {spec.source!r}: the train split is empty; lower val/test fractions")
-
-    row_bytes = int(np.prod(images.shape[1:]))
-    rows_per_shard = min(shard_rows, max(1, MAX_SHARD_BYTES // row_bytes))
-    split_entries = {}
-    for split, rows in splits.items():
-        files = _write_split(out_dir, split, images, labels, rows, rows_per_shard)
-        split_entries[split] = {
+    if isinstance(data, EncodedSource):
+        files, fields = _write_encoded(out_dir, spec, data, splits, shard_rows or ENCODED_SHARD_ROWS, workers, seed)
+    else:
+        files, fields = _write_raw(out_dir, data, splits, shard_rows or RAW_SHARD_ROWS)
+    split_entries = {
+        split: {
             "count": len(rows),
-            "class_counts": np.bincount(labels[rows], minlength=len(class_names)).tolist(),
-            "files": files,
+            "class_counts": np.bincount(data.labels[rows], minlength=len(data.class_names)).tolist(),
+            "files": files[split],
         }
+        for split, rows in splits.items()
+    }
     _remove_stale_shards(out_dir, {f["name"] for e in split_entries.values() for f in e["files"]})
-
-    mean, std = channel_stats(images, splits["train"])
-    height, width, channels = images.shape[1:]
     manifest = {
         "format": MANIFEST_FORMAT,
         "source": spec.source,
         "spec": dataclasses.asdict(spec),
         "seed": seed,
-        "num_classes": len(class_names),
-        "class_names": class_names,
-        "image_shape": [channels, height, width],  # tensors come back as [N, C, H, W]
-        "image_layout": "HWC uint8 bytes per row",
-        "mean": mean,  # per channel, pixel values scaled to 0..1, train split
-        "std": std,
+        "num_classes": len(data.class_names),
+        "class_names": data.class_names,
+        **fields,  # storage, image_shape, image_layout, mean, std (and format for encoded)
         "splits": split_entries,
     }
     write_json(out_dir / MANIFEST_NAME, manifest)
     return manifest
 
 
-def select_classes(data: SourceData, classes: list[int] | None) -> SourceData:
+def _write_raw(
+    out_dir: Path, data: SourceData, splits: dict[str, np.ndarray], shard_rows: int
+) -> tuple[dict[str, list[dict]], dict]:
+    images, labels = data.images, data.labels
+    row_bytes = int(np.prod(images.shape[1:]))
+    rows_per_shard = min(shard_rows, max(1, MAX_SHARD_BYTES // row_bytes))
+    files = {split: _write_split(out_dir, split, images, labels, rows, rows_per_shard) for split, rows in splits.items()}
+    mean, std = channel_stats(images, splits["train"])
+    height, width, channels = images.shape[1:]
+    return files, {
+        "storage": "raw",
+        "image_shape": [channels, height, width],  # tensors come back as [N, C, H, W]
+        "image_layout": "HWC uint8 bytes per row",
+        "mean": mean,  # per channel, pixel values scaled to 0..1, train split
+        "std": std,
+    }
+
+
+def _write_encoded(
+    out_dir: Path,
+    spec: DatasetSpec,
+    data: EncodedSource,
+    splits: dict[str, np.ndarray],
+    shard_rows: int,
+    workers: int,
+    seed: int,
+) -> tuple[dict[str, list[dict]], dict]:
+    """Every split shard by shard; channel statistics from a fixed seeded sample of the train split."""
+    encode = enc.EncodeSpec.from_dict(spec.encode)
+    train = splits["train"]
+    # Its own generator: the sample does not move the split's random stream.
+    sample = np.zeros(len(train), dtype=bool)
+    sample[np.random.default_rng([seed, 1]).permutation(len(train))[: enc.STATS_SAMPLE]] = True
+    sums = [np.zeros(3), np.zeros(3), 0]
+    sizes: set[tuple[int, int]] = set()
+    kinds: set[str] = set()
+    files = {}
+    with _pool(workers) as pool:
+        for split, rows in splits.items():
+            in_sample = sample if split == "train" else np.zeros(len(rows), dtype=bool)
+            files[split] = []
+            num_shards = max(1, ceil(len(rows) / shard_rows))
+            for shard in range(num_shards):
+                part = slice(shard * shard_rows, (shard + 1) * shard_rows)
+                stored, stats = _encode_shard(data.fetch(rows[part]), in_sample[part], encode, pool)
+                for total, total_sq, height_width in stats:
+                    sums[0] += total
+                    sums[1] += total_sq
+                    sums[2] += enc.STATS_SIZE * enc.STATS_SIZE
+                    sizes.add(height_width)
+                kinds.update(enc.sniff_format(b) for b in stored)
+                path = out_dir / f"{split}-{shard:05d}-of-{num_shards:05d}.parquet"
+                _write_encoded_shard(path, stored, data.labels[rows[part]])
+                files[split].append({"name": path.name, "rows": len(stored), "sha256": sha256_file(path)})
+    mean = sums[0] / sums[2]
+    std = np.sqrt(np.maximum(sums[1] / sums[2] - mean**2, 0.0))
+    size = spec.image_size or data.default_size or _common_square_side(sizes, spec.source)
+    return files, {
+        "storage": "encoded",
+        "format": kinds.pop() if len(kinds) == 1 else "mixed",
+        "image_shape": [3, size, size],  # the network's input; decode, resize and crop to it
+        "image_layout": "one encoded image file (JPEG/PNG) per row, RGB after decoding",
+        # per channel, 0..1 scale: a fixed sample of <= STATS_SAMPLE train images at STATS_SIZE px
+        "mean": [round(float(m), 6) for m in mean],
+        "std": [round(float(s), 6) for s in std],
+        "stats_sample": int(sample.sum()),
+    }
+
+
+def _encode_shard(
+    source_bytes: list[bytes], in_sample: np.ndarray, encode: enc.EncodeSpec, pool: Executor | None
+) -> tuple[list[bytes], list]:
+    """The stored bytes of one shard's images, and the pixel sums of its statistics-sample rows.
+
+    Rows that neither change (default `source` format on a JPEG/PNG) nor feed the statistics never
+    leave this process: they are copied, not decoded."""
+    busy = enc.needs_work(encode)
+    todo = [i for i, data in enumerate(source_bytes) if busy or in_sample[i] or enc.sniff_format(data) == "other"]
+    tasks = ([source_bytes[i] for i in todo], repeat(encode), [bool(in_sample[i]) for i in todo])
+    results = pool.map(enc.encode_with_sums, *tasks, chunksize=16) if pool else map(enc.encode_with_sums, *tasks)
+    stored, stats = list(source_bytes), []
+    for i, (data, sums) in zip(todo, results):
+        stored[i] = data
+        if sums is not None:
+            stats.append(sums)
+    return stored, stats
+
+
+def _write_encoded_shard(path: Path, images: list[bytes], labels: np.ndarray) -> None:
+    table = pa.table({"image": pa.array(images, type=pa.binary()), "label": pa.array(labels, type=pa.int64())})
+    # JPEG/PNG bytes do not compress further: store them plain, no dictionary, no min/max statistics;
+    # row groups of ENCODED_ROW_GROUP let a reader hold a part of a shard, not all of it.
+    write_with(path, lambda tmp: pq.write_table(
+        table, tmp, compression={"image": "NONE", "label": "ZSTD"}, use_dictionary=["label"],
+        write_statistics=["label"], row_group_size=ENCODED_ROW_GROUP,
+    ))
+
+
+@contextmanager
+def _pool(workers: int) -> Iterator[Executor | None]:
+    """A process pool for decoding/encoding (fork: the parent holds only file lists and labels here)."""
+    if workers == 1:
+        yield None
+        return
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        yield pool
+
+
+def _common_square_side(sizes: set[tuple[int, int]], source: str) -> int:
+    """Without image_size, the network input is the images' own size: only when they share one square size."""
+    if len(sizes) == 1 and (side := next(iter(sizes)))[0] == side[1]:
+        return side[0]
+    raise LmnasError(
+        f"dataset {source!r}: images have sizes {sorted(sizes)[:4]} (H, W), not one square size; "
+        f"set image_size (the network's input side in pixels)"
+    )
+
+
+def select_classes(data: Source, classes: list[int] | None) -> Source:
     """Keep only `classes` and relabel them 0..k-1 in the given order (e.g. digits 5–9 → 0–4)."""
     if classes is None:
         return data
-    images, labels, class_names, official_split = data
-    bad = [c for c in classes if not 0 <= c < len(class_names)]
+    bad = [c for c in classes if not 0 <= c < len(data.class_names)]
     if bad:
-        raise LmnasError(f"dataset.classes {bad} are not labels of this source (0..{len(class_names) - 1})")
-    remap = np.full(len(class_names), -1, dtype=np.int64)
+        raise LmnasError(f"dataset.classes {bad} are not labels of this source (0..{len(data.class_names) - 1})")
+    remap = np.full(len(data.class_names), -1, dtype=np.int64)
     remap[classes] = np.arange(len(classes))
-    new_labels = remap[labels]
-    keep = new_labels >= 0
+    new_labels = remap[data.labels]
+    keep = np.flatnonzero(new_labels >= 0)
+    names = [data.class_names[c] for c in classes]
+    if isinstance(data, EncodedSource):
+        return data.subset(keep, new_labels[keep])._replace(class_names=names)
     return SourceData(
-        images[keep],
+        data.images[keep],
         new_labels[keep],
-        [class_names[c] for c in classes],
-        None if official_split is None else official_split[keep],
+        names,
+        None if data.official_split is None else data.official_split[keep],
     )
 
 

@@ -1,15 +1,19 @@
-"""Raw image datasets → one in-memory uint8 array per source (digits, CIFAR-10/100, ImageNet).
+"""Image datasets → labels plus either pixels in memory or a way to fetch encoded files.
 
-Every loader returns a `SourceData`: images uint8 [N, H, W, C], labels int64 [N],
-class names, and the official train/test split when the source has one. Splitting,
+Small low-resolution sources (digits, CIFAR-10/100) return a `SourceData`: images uint8
+[N, H, W, C] in memory, stored as raw-pixel shards. Large photo sources (ImageNet folders,
+Hugging Face image datasets) return an `EncodedSource`: labels and a `fetch(rows)` that reads
+the chosen rows' encoded JPEG/PNG bytes on demand, so prepare holds one shard, never the set.
+Both carry class names and the official train/test split when the source has one. Splitting,
 class filtering and writing happen in `lmnas.data.prepare`; loaders only read.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, Union
 
 import numpy as np
 import torch
@@ -28,15 +32,31 @@ class SourceData(NamedTuple):
     official_split: np.ndarray | None  # "train"/"test" per row, None if the source has no test split
 
 
-DATASET_SOURCES: Registry[SourceData] = Registry("dataset source")
+class EncodedSource(NamedTuple):
+    labels: np.ndarray  # int64 [N], 0..len(class_names)-1
+    class_names: list[str]
+    official_split: np.ndarray | None  # "train"/"test" per row, None if the source has no test split
+    fetch: Callable[[np.ndarray], list[bytes]]  # row positions → their encoded files, in that order
+    default_size: int | None = None  # network input side when the config gives no image_size
+
+    def subset(self, rows: np.ndarray, labels: np.ndarray | None = None) -> EncodedSource:
+        """The rows `rows` (positions into this source), optionally relabelled; fetch maps positions back."""
+        parent = self.fetch
+        return self._replace(
+            labels=self.labels[rows] if labels is None else labels,
+            official_split=None if self.official_split is None else self.official_split[rows],
+            fetch=lambda wanted: parent(rows[wanted]),
+        )
+
+
+Source = Union[SourceData, EncodedSource]
+DATASET_SOURCES: Registry[Source] = Registry("dataset source")
 
 # ImageNet search resolution when the config gives none (GENIUS-style low-res search).
 IMAGENET_DEFAULT_SIZE = 64
-# Below this many images, DataLoader worker start-up costs more than decoding in-process.
-_PARALLEL_DECODE_MIN = 2_000
 
 
-def load_source(spec: DatasetSpec, seed: int) -> SourceData:
+def load_source(spec: DatasetSpec, seed: int) -> Source:
     """The one entry point: read `spec.source` with the spec's options."""
     loader = DATASET_SOURCES.get(spec.source)
     # Source-specific settings go only to the source that reads them.
@@ -175,13 +195,12 @@ def load_imagenet_source(
     subset_fraction: float,
     max_classes: int | None,
     seed: int,
-) -> SourceData:
-    """ImageFolder over root/train/<wnid>/* and root/val/<wnid>/*, decoded at `image_size`.
+) -> EncodedSource:
+    """ImageFolder over root/train/<wnid>/* and root/val/<wnid>/*: file lists only, nothing decoded.
 
-    Class limiting and the class-balanced subset are applied to the file lists, so only
-    the kept images are decoded (GPT-NAS/GENIUS search on a 10 % subset).
+    Class limiting and the class-balanced subset are applied to the file lists (GPT-NAS/GENIUS
+    search on a 10 % subset); prepare reads the kept files shard by shard.
     """
-    from torchvision import transforms
     from torchvision.datasets import ImageFolder
 
     if root is None:
@@ -194,15 +213,10 @@ def load_imagenet_source(
             f"ImageNet folders not found: {', '.join(missing)}; expected root/train/<wnid>/*.JPEG and "
             f"root/val/<wnid>/*.JPEG (val sorted into class folders)"
         )
-    size = image_size or IMAGENET_DEFAULT_SIZE
-    # Shorter side to `size`, then the central size x size crop; uint8 CHW tensors out.
-    transform = transforms.Compose(
-        [transforms.Resize(size), transforms.CenterCrop(size), transforms.PILToTensor()]
-    )
     folders = {}
     for part in ("train", "val"):
-        try:
-            folders[part] = ImageFolder(str(root / part), transform=transform)
+        try:  # only lists files: no transform, no loader call
+            folders[part] = ImageFolder(str(root / part))
         except FileNotFoundError as err:
             raise LmnasError(f"ImageNet folder {root / part} has no usable class folders: {err}") from err
     train_classes, val_classes = folders["train"].classes, folders["val"].classes
@@ -216,29 +230,25 @@ def load_imagenet_source(
     class_names = list(train_classes)
     num_classes = _limit_classes(len(class_names), max_classes)
     rng = np.random.default_rng(seed)
-    images, labels, split = [], [], []
+    paths, labels, split = [], [], []
     for part, split_name in (("train", "train"), ("val", "test")):
         folder = folders[part]
         targets = np.asarray(folder.targets, dtype=np.int64)
         keep = np.flatnonzero(targets < num_classes)
         keep = keep[balanced_subset(targets[keep], subset_fraction, rng)]
-        images.append(_decode(folder, keep))
+        paths.extend(folder.samples[i][0] for i in keep)
         labels.append(targets[keep])
         split.append(np.full(len(keep), split_name))
-    return SourceData(
-        np.concatenate(images), np.concatenate(labels), class_names[:num_classes], np.concatenate(split)
+    if not paths:
+        raise LmnasError(f"no images selected from {root}; raise subset_fraction or max_classes")
+    files = np.array(paths, dtype=object)
+    return EncodedSource(
+        np.concatenate(labels),
+        class_names[:num_classes],
+        np.concatenate(split),
+        fetch=lambda rows: [Path(p).read_bytes() for p in files[rows]],
+        default_size=IMAGENET_DEFAULT_SIZE,
     )
-
-
-def _decode(folder: torch.utils.data.Dataset, indices: np.ndarray) -> np.ndarray:
-    """Decode the chosen images of an ImageFolder → uint8 [N, H, W, C], in index order."""
-    subset = torch.utils.data.Subset(folder, indices.tolist())
-    workers = min(8, os.cpu_count() or 1) if len(indices) >= _PARALLEL_DECODE_MIN else 0
-    loader = torch.utils.data.DataLoader(subset, batch_size=256, shuffle=False, num_workers=workers)
-    batches = [images.permute(0, 2, 3, 1).numpy() for images, _targets in loader]
-    if not batches:
-        raise LmnasError(f"no images selected from {folder.root}; raise subset_fraction or max_classes")
-    return np.concatenate(batches)
 
 
 # --------------------------------------------------------------------------- shared helpers
@@ -308,17 +318,23 @@ def _limit_classes(available: int, max_classes: int | None) -> int:
     return max_classes
 
 
-def _check_source_data(name: str, data: SourceData) -> None:
+def _check_source_data(name: str, data: Source) -> None:
     """Loaders are pluggable: catch a malformed one here rather than in a shard later."""
-    images, labels, class_names, split = data
-    if images.dtype != np.uint8 or images.ndim != 4:
-        raise LmnasError(
-            f"source {name!r} returned images {images.dtype}{list(images.shape)}, expected uint8 [N,H,W,C]"
-        )
-    if labels.dtype != np.int64 or labels.shape != (len(images),):
+    labels, class_names, split = data.labels, data.class_names, data.official_split
+    if isinstance(data, SourceData):
+        images = data.images
+        if images.dtype != np.uint8 or images.ndim != 4:
+            raise LmnasError(
+                f"source {name!r} returned images {images.dtype}{list(images.shape)}, expected uint8 [N,H,W,C]"
+            )
+        rows = len(images)
+    elif isinstance(data, EncodedSource):
+        rows = len(labels)
+    else:
+        raise LmnasError(f"source {name!r} returned {type(data).__name__}, expected SourceData or EncodedSource")
+    if labels.dtype != np.int64 or labels.shape != (rows,):
         raise LmnasError(f"source {name!r} returned labels {labels.dtype}{list(labels.shape)}, expected int64 [N]")
     if len(labels) and not 0 <= labels.min() <= labels.max() < len(class_names):
         raise LmnasError(f"source {name!r} returned labels outside 0..{len(class_names) - 1}")
     if split is not None and (split.shape != labels.shape or not np.isin(split, ["train", "test"]).all()):
         raise LmnasError(f"source {name!r} returned an official split that is not 'train'/'test' per row")
-
