@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lmnas.data.sources import SourceData, class_groups, load_source
-from lmnas.data.tensors import MANIFEST_NAME
+from lmnas.data.shards import MANIFEST_NAME
 from lmnas.identity import sha256_file
 from lmnas.errors import LmnasError
 from lmnas.io import write_json, write_with

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -11,62 +11,56 @@ import pyarrow.parquet as pq
 import torch
 
 from lmnas.errors import LmnasError
-from lmnas.identity import sha256_file
-from lmnas.io import read_json
-
-MANIFEST_NAME = "manifest.json"
-
-
-def read_manifest(prepared_dir: str | Path) -> dict:
-    path = Path(prepared_dir) / MANIFEST_NAME
-    if not path.is_file():
-        raise LmnasError(
-            f"{path} not found: run prepare_data first (snakemake prepare_data, or "
-            f"lmnas.data.prepare_dataset) for {Path(prepared_dir)}"
-        )
-    try:
-        return read_json(path)
-    except json.JSONDecodeError as err:
-        raise LmnasError(f"{path} is not valid JSON ({err}); rerun prepare_data") from err
-
+from lmnas.data.shards import decode_image, read_manifest, resize_center_crop, split_shards, storage
 
 def load_split(prepared_dir: str | Path, split: str, *, verify: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """Read one split: images uint8 [N, C, H, W] (contiguous), labels int64 [N].
+    """Read one whole split into memory: images uint8 [N, C, H, W] (contiguous), labels int64 [N].
 
+    Raw storage returns the stored pixels. Encoded storage decodes every image to the manifest's
+    image_shape (shorter side → H, central crop, as raw storage was made), for a split that fits
+    where it is kept (the proxy's 10 % subset); large splits stream through lmnas.data.shards instead.
     verify=True recomputes each shard's sha256 and compares it with the manifest first.
     """
     prepared_dir = Path(prepared_dir)
     manifest = read_manifest(prepared_dir)
-    if split not in manifest["splits"]:
-        raise LmnasError(
-            f"split {split!r} not in {prepared_dir / MANIFEST_NAME}; known: {sorted(manifest['splits'])}"
-        )
-    entry = manifest["splits"][split]
+    shards = split_shards(prepared_dir, manifest, split, verify=verify)
+    count = manifest["splits"][split]["count"]
     channels, height, width = manifest["image_shape"]
-    images = np.empty((entry["count"], channels, height, width), dtype=np.uint8)
-    labels = np.empty(entry["count"], dtype=np.int64)
+    images = np.empty((count, channels, height, width), dtype=np.uint8)
+    labels = np.empty(count, dtype=np.int64)
+    encoded = storage(manifest) == "encoded"
     start = 0
-    for shard in entry["files"]:
-        path = prepared_dir / shard["name"]
-        if not path.is_file():
-            raise LmnasError(f"shard {path} listed in the manifest is missing; rerun prepare_data")
-        if verify and (digest := sha256_file(path)) != shard["sha256"]:
-            raise LmnasError(
-                f"shard {path} is corrupted: sha256 {digest[:12]}… != manifest {shard['sha256'][:12]}…; "
-                f"rerun prepare_data"
-            )
+    for path, expected_rows in shards:
         table = pq.read_table(path, columns=["image", "label"])
         rows = table.num_rows
-        if rows != shard["rows"] or start + rows > len(labels):
-            raise LmnasError(f"shard {path} has {rows} rows, manifest says {shard['rows']}; rerun prepare_data")
-        hwc = _image_bytes(table.column("image"), height * width * channels, path)
-        # One copy: HWC bytes from the Parquet buffer straight into the CHW output.
-        images[start : start + rows] = hwc.reshape(rows, height, width, channels).transpose(0, 3, 1, 2)
+        if rows != expected_rows or start + rows > len(labels):
+            raise LmnasError(f"shard {path} has {rows} rows, manifest says {expected_rows}; rerun prepare_data")
+        if encoded:
+            _decode_into(images[start : start + rows], table.column("image").to_pylist(), height, path)
+        else:
+            hwc = _image_bytes(table.column("image"), height * width * channels, path)
+            # One copy: HWC bytes from the Parquet buffer straight into the CHW output.
+            images[start : start + rows] = hwc.reshape(rows, height, width, channels).transpose(0, 3, 1, 2)
         labels[start : start + rows] = table.column("label").to_numpy()
         start += rows
     if start != len(labels):
         raise LmnasError(f"split {split!r} in {prepared_dir} has {start} rows, manifest says {len(labels)}")
     return torch.from_numpy(images), torch.from_numpy(labels)
+
+
+def _decode_into(out: np.ndarray, encoded: list[bytes], size: int, path: Path) -> None:
+    """Decode one shard's images into out (uint8 [n, C, size, size]); PIL releases the GIL, so threads scale."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(i: int) -> None:
+        picture = resize_center_crop(decode_image(encoded[i]), size)
+        array = np.asarray(picture, dtype=np.uint8)
+        if array.ndim == 2 or array.shape[2] != out.shape[1]:
+            raise LmnasError(f"shard {path} row {i}: decoded to {array.shape}, manifest image_shape says {out.shape[1:]}")
+        out[i] = array.transpose(2, 0, 1)
+
+    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+        list(pool.map(one, range(len(encoded))))
 
 
 def _image_bytes(column: pa.ChunkedArray, row_bytes: int, path: Path) -> np.ndarray:
