@@ -1,4 +1,9 @@
-"""The training loop: device-resident uint8 data, batch-wide GPU-side augmentation, no per-step host syncs.
+"""The training loop: uint8 batches normalised on the device, no per-step host syncs.
+
+`train_model` reads in phases: the batch source (`lmnas.training.batches`: resident data with
+GPU-side augmentation, the timm path, or encoded shards streamed by `lmnas.training.stream`),
+place the model, resume, wrap for DDP, then per epoch: train (`_train_epoch`), validate, record,
+checkpoint. A single process is world 1, rank 0; random streams are named in `lmnas.training.seeds`.
 
 On CUDA it adds bf16 autocast, channels_last and fused SGD; on CPU the same steps
 run in float32 and are bit-for-bit deterministic for a given seed, including across
