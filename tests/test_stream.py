@@ -135,3 +135,21 @@ def test_retrain_streams_encoded_data_and_resumes_exactly(encoded, tmp_path):
     assert resumed["resumed_from_epoch"] == 1 and resumed["test_acc"] == straight["test_acc"]
     a, b = load_file(tmp_path / "a" / "model.safetensors"), load_file(tmp_path / "b" / "model.safetensors")
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_timm_recipe_streams_with_erasing_on_the_device_and_is_deterministic(encoded):
+    from lmnas.training import train_model
+
+    recipe = TrainRecipe(epochs=1, batch_size=16, lr=0.05, rand_augment="rand-m9-mstd0.5", random_resized_crop=True,
+                         random_erasing=0.5, ema_decay=0.9, label_smoothing=0.1, eval_batch_size=16)
+    split, val = EncodedSplit.open(encoded, "train"), EncodedSplit.open(encoded, "val")
+    states = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
+                                    torch.nn.Linear(4, 2))
+        result = train_model(model, split, val, recipe, mean=[0.4] * 3, std=[0.3] * 3, device="cpu", seed=2,
+                             progress=False)
+        assert result.images_seen == 64 and result.val_acc == result.history[-1]["val_acc_ema"]
+        states.append({k: v.clone() for k, v in model.state_dict().items()})
+    assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
