@@ -153,3 +153,16 @@ def test_timm_recipe_streams_with_erasing_on_the_device_and_is_deterministic(enc
         assert result.images_seen == 64 and result.val_acc == result.history[-1]["val_acc_ema"]
         states.append({k: v.clone() for k, v in model.state_dict().items()})
     assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
+
+
+def test_proxy_evaluator_streams_encoded_data_above_the_budget(encoded):
+    from lmnas.evaluation.proxy import ProxyTrainingEvaluator
+    from lmnas.spaces import create_space
+
+    recipe = {"epochs": 1, "batch_size": 16, "lr": 0.05, "resident_max_mb": 0, "eval_batch_size": 16}
+    evaluator = ProxyTrainingEvaluator(encoded, recipe=recipe, train_subset=32)
+    assert isinstance(evaluator.train, EncodedSplit) and len(evaluator.train) == 32
+    space = create_space("gptnas-blocks", min_blocks=4, max_blocks=4, stage_widths=[16, 32], input_shape=[3, SIZE, SIZE],
+                         num_classes=2)
+    result = evaluator.evaluate(space, space.parse("basic-mbconv-conv-regnet"), seed=0)
+    assert 0 <= result.metrics["accuracy"] <= 100
