@@ -11,7 +11,7 @@ workers, and a resumed epoch is the uninterrupted one. The DataLoader keeps its 
 
 Which path a split takes (`training_split`): raw shards stay resident (today's fast path); encoded
 splits whose decoded pixels fit `recipe.resident_max_mb` are decoded once and kept resident; larger
-ones stream. (Optional GPU JPEG decoding is not implemented: see the module README note in the report.)
+ones stream. GPU JPEG decoding (torchvision.io.decode_jpeg on CUDA) is not implemented: decoding is PIL in the workers.
 """
 
 from __future__ import annotations
