@@ -74,7 +74,8 @@ def train_and_report(
     (no model or metrics yet). Under a process group every rank calls this; rank 0
     writes, and every rank returns the same metrics.
     """
-    from lmnas.data import load_split, read_manifest
+    from lmnas.data import read_manifest
+    from lmnas.training.stream import rows_of, training_split
 
     out_dir, prepared_dir = Path(out_dir), Path(prepared_dir)
     identity = {**(identity or {}), "input_size": input_size}
@@ -84,7 +85,8 @@ def train_and_report(
 
     manifest = read_manifest(prepared_dir)
     check_num_classes(model, manifest["num_classes"], prepared_dir)
-    train, val, test = (load_split(prepared_dir, split) for split in ("train", "val", "test"))
+    # Resident tensors for raw or small data, an EncodedSplit (streamed by DataLoader workers) for large encoded data.
+    train, val, test = (training_split(prepared_dir, split, recipe) for split in ("train", "val", "test"))
     stats = dict(mean=manifest["mean"], std=manifest["std"], device=device)
     log_path = out_dir / "log.csv"
     logged: list[dict[str, Any]] = read_log(log_path)
@@ -96,7 +98,7 @@ def train_and_report(
     checkpoint_identity = {**identity, "data_manifest_sha256": sha256_file(Path(prepared_dir) / "manifest.json")}
     set_aside_foreign_checkpoints(out_dir / "checkpoints", recipe, seed, checkpoint_identity)
     result = train_model(
-        model, train, val if len(val[1]) else None, recipe, seed=seed, **stats,
+        model, train, val if rows_of(val) else None, recipe, seed=seed, **stats,
         checkpoint_dir=out_dir / "checkpoints", on_epoch=log_epoch, progress=progress, input_size=input_size,
         sync_bn=sync_bn, stop_after_epoch=stop_after_epoch, identity=checkpoint_identity,
     )
@@ -108,7 +110,7 @@ def train_and_report(
         done = len(result.history)
         return {**identity, "complete": False, "epochs": done, "resumed_from_epoch": result.resumed_from_epoch}
     test_loss, test_acc = evaluate(
-        model, test, batch_size=recipe.eval_batch_size, input_size=input_size, shard=True, **stats
+        model, test, batch_size=recipe.eval_batch_size, input_size=input_size, shard=True, recipe=recipe, **stats
     )
     last = result.history[-1]
     metrics = {

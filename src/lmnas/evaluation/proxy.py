@@ -53,8 +53,9 @@ class ProxyTrainingEvaluator(Evaluator):
         inherit: bool = False,
         weights_dir: str | Path | None = None,
     ) -> None:
-        from lmnas.data import load_split, read_manifest
+        from lmnas.data import read_manifest
         from lmnas.training import TrainRecipe
+        from lmnas.training.stream import EncodedSplit, training_split
 
         self.prepared_dir = Path(prepared_dir)
         self.manifest = read_manifest(self.prepared_dir)
@@ -67,13 +68,12 @@ class ProxyTrainingEvaluator(Evaluator):
                              "to keep the parents' weights in")
         self.inherit = inherit
         self.store = WeightStore(weights_dir) if weights_dir is not None else None
-        x, y = load_split(self.prepared_dir, "train")
-        if train_subset is not None:
-            x, y = x[:train_subset], y[:train_subset]
-        # Resident on the device once for all candidates (no per-candidate data loading).
-        self.train = (x.to(device), y.to(device))
-        xv, yv = load_split(self.prepared_dir, "val")
-        self.val = (xv.to(device), yv.to(device))
+        # Resident on the device once for all candidates (no per-candidate data loading), unless the
+        # split is encoded and larger than recipe.resident_max_mb: then every candidate streams it.
+        splits = [training_split(self.prepared_dir, split, self.recipe, rows=rows)
+                  for split, rows in (("train", train_subset), ("val", None))]
+        self.train, self.val = ((s if isinstance(s, EncodedSplit) else (s[0].to(device), s[1].to(device)))
+                                for s in splits)
 
     def evaluate(
         self, space: SearchSpace, genotype: Genotype, *, seed: int, lineage: dict[str, Any] | None = None

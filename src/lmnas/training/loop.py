@@ -1,4 +1,9 @@
-"""The training loop: device-resident uint8 data, batch-wide GPU-side augmentation, no per-step host syncs.
+"""The training loop: uint8 batches normalised on the device, no per-step host syncs.
+
+`train_model` reads in phases: the batch source (`lmnas.training.batches`: resident data with
+GPU-side augmentation, the timm path, or encoded shards streamed by `lmnas.training.stream`),
+place the model, resume, wrap for DDP, then per epoch: train (`_train_epoch`), validate, record,
+checkpoint. A single process is world 1, rank 0; random streams are named in `lmnas.training.seeds`.
 
 On CUDA it adds bf16 autocast, channels_last and fused SGD; on CPU the same steps
 run in float32 and are bit-for-bit deterministic for a given seed, including across
@@ -23,12 +28,11 @@ import inspect
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -36,12 +40,12 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from tqdm.auto import tqdm
 
 from lmnas.errors import LmnasError
-from lmnas.training import distributed, timm_path
-from lmnas.training.augment import augment_batch, normalize
+from lmnas.training import batches, distributed, timm_path
+from lmnas.training.augment import normalize
 from lmnas.training.checkpoint import load_latest, save_checkpoint
 from lmnas.training.recipe import TrainRecipe, lr_at
-
-Data = tuple[Tensor, Tensor]  # (uint8 images [N,C,H,W], int64 labels [N])
+from lmnas.training.seeds import Stream, derive_seed, seed_global_rng
+from lmnas.training.stream import Data, EncodedSplit
 
 
 @dataclass
@@ -58,8 +62,8 @@ class TrainResult:
 
 def train_model(
     model: nn.Module,
-    train: Data,
-    val: Data | None,
+    train: Data | EncodedSplit,
+    val: Data | EncodedSplit | None,
     recipe: TrainRecipe,
     *,
     mean: Sequence[float],
@@ -78,9 +82,10 @@ def train_model(
 ) -> TrainResult:
     """Train `model` in place with SGD on `train`, evaluating on `val` after every epoch.
 
-    The model is moved to `device` (channels_last on CUDA) and stays there; the data
-    is moved once and stays resident. The caller seeds the model's init; `seed` fixes
-    shuffling, augmentation and dropout of every epoch.
+    The model is moved to `device` (channels_last on CUDA) and stays there. Resident data (uint8
+    tensors) is moved once and stays resident; an `EncodedSplit` streams through DataLoader workers
+    (`lmnas.training.stream`). The caller seeds the model's init; `seed` fixes shuffling,
+    augmentation and dropout of every epoch (`lmnas.training.seeds`).
 
     `trainable(name, param)` and `bn_only` select the parameters that train (both
     must accept); the rest keep their values bit for bit (BatchNorm running
@@ -97,177 +102,189 @@ def train_model(
     """
     device = torch.device(device)
     cuda = device.type == "cuda"
-    # The timm path augments on the CPU: its images stay in host memory (only labels move).
-    train_x, train_y = _to_device(train, torch.device("cpu") if recipe.uses_timm else device, "train")
-    train_y = train_y.to(device)
-    val_data = _to_device(val, device, "val") if val is not None else None
-    n_train = train_x.shape[0]
-    steps_per_epoch = math.ceil(n_train / recipe.batch_size)
+    world, rank = distributed.world_size(), distributed.rank()  # 1 and 0 without a process group
+    with ExitStack() as stack:
+        data = batches.train_batches(train, recipe, device=device, mean=mean, std=std, input_size=input_size,
+                                     seed=seed, world=world, rank=rank)
+        stack.callback(data.close)
+        val_batches = None
+        if val is not None:
+            val_batches = batches.EvalBatches(val, device=device, batch_size=recipe.eval_batch_size, world=world,
+                                              rank=rank, input_size=input_size, recipe=recipe, split="val")
+            stack.callback(val_batches.close)
+        _check_run(data.images_per_epoch, recipe, world, sync_bn, cuda, stop_after_epoch)
+        model = _place(model, device, sync_bn and world > 1)
+        criterion = timm_path.criterion(recipe) if recipe.uses_timm else nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
+        ema = timm_path.make_ema(model, recipe)  # recipe.uses_timm: timm's loss and EMA (lmnas.training.timm_path)
+        eval_model = torch.compile(model) if recipe.compile else model
+        # Dropout and other global-RNG users are re-seeded per epoch inside a fork, so the
+        # caller's RNG state is left untouched and resuming needs no RNG state.
+        fork_devices = [device.index if device.index is not None else torch.cuda.current_device()] if cuda else []
+        with _only_training(model, trainable, bn_only) as params, torch.random.fork_rng(devices=fork_devices):
+            optimizer = _make_optimizer(timm_path.param_groups(params, model, recipe), recipe, cuda)
+            history = _resume(checkpoint_dir, model, optimizer, ema, recipe, seed, identity)
+            start_epoch = len(history)
+            step_model = _wrap_for_ddp(model, recipe, device, world) or eval_model
+            end_epoch = recipe.epochs if stop_after_epoch is None else min(recipe.epochs, stop_after_epoch)
+            rank_key = rank if world > 1 else None  # a single process keeps the seeds of its recorded results
+            for epoch in range(start_epoch, end_epoch):
+                seed_global_rng(derive_seed(seed, epoch, Stream.GLOBAL_RNG, rank_key), device)
+                started = time.perf_counter()
+                trained = _train_epoch(step_model, model, data, epoch, optimizer, criterion, ema, recipe, device,
+                                       progress and rank == 0)
+                scores = _validate(eval_model, ema, val_batches, mean, std, input_size, device)
+                history.append(_record(epoch, trained, scores, started, ema is not None))
+                _end_epoch(history, model, optimizer, ema, data.steps_per_epoch, checkpoint_dir, on_epoch, recipe,
+                           seed, identity, world, rank, progress)
+    return _result(model, ema, history, data.images_per_epoch, device, start_epoch, world)
+
+
+def _check_run(images: int, recipe: TrainRecipe, world: int, sync_bn: bool, cuda: bool,
+               stop_after_epoch: int | None) -> None:
     if stop_after_epoch is not None and stop_after_epoch < 1:
         raise LmnasError(f"stop_after_epoch={stop_after_epoch} (expected >= 1 or None)")
-    ddp = distributed.is_distributed()
-    world, rank, main = distributed.world_size(), distributed.rank(), distributed.is_main()
-    if ddp:
-        distributed.per_rank_batch(recipe.batch_size, world)
-        if n_train < world:
-            raise LmnasError(f"train split has {n_train} images, fewer than the {world} data-parallel ranks")
-        if sync_bn and not cuda:
-            raise LmnasError("sync_bn: SyncBatchNorm needs CUDA devices; leave it off for CPU data-parallel runs")
-    mean_t = torch.as_tensor(mean, dtype=torch.float32, device=device)
-    std_t = torch.as_tensor(std, dtype=torch.float32, device=device)
+    distributed.per_rank_batch(recipe.batch_size, world)
+    if images < world:
+        raise LmnasError(f"train split has {images} images, fewer than the {world} data-parallel ranks")
+    if sync_bn and world > 1 and not cuda:
+        raise LmnasError("sync_bn: SyncBatchNorm needs CUDA devices; leave it off for CPU data-parallel runs")
 
-    if ddp and sync_bn:
-        # Converts child modules in place (same parameters and buffers) and returns `model`.
-        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+
+def _place(model: nn.Module, device: torch.device, sync_bn: bool) -> nn.Module:
+    """The model on its device (channels_last on CUDA); SyncBatchNorm layers when asked (converted in place)."""
+    if sync_bn:
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)  # same parameters and buffers, returns `model`
     model.to(device)
-    if cuda:
+    if device.type == "cuda":
         model.to(memory_format=torch.channels_last)
         torch.cuda.reset_peak_memory_stats(device)
-    # recipe.uses_timm: timm's per-image transforms, loss and EMA (lmnas.training.timm_path)
-    timm_transform = timm_path.train_transform(recipe, train_x.shape[-1], mean, std) if recipe.uses_timm else None
-    criterion = timm_path.criterion(recipe) if recipe.uses_timm else nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
-    ema = timm_path.make_ema(model, recipe)
-    step_model = eval_model = torch.compile(model) if recipe.compile else model
-    # Dropout and other global-RNG users are re-seeded per epoch inside a fork, so the
-    # caller's RNG state is left untouched and resuming needs no RNG state.
-    fork_devices = [device.index if device.index is not None else torch.cuda.current_device()] if cuda else []
-    with _only_training(model, trainable, bn_only) as params, torch.random.fork_rng(devices=fork_devices):
-        optimizer = _make_optimizer(timm_path.param_groups(params, model, recipe), recipe, cuda)
-        history: list[dict[str, Any]] = []
-        start_epoch = 0
-        checkpoint = load_latest(checkpoint_dir) if checkpoint_dir is not None else None
-        if checkpoint is not None:
-            _check_compatible(checkpoint.state, recipe, seed, checkpoint_dir, identity)
-            model.load_state_dict(checkpoint.weights)
-            optimizer.load_state_dict(checkpoint.state["optimizer"])
-            history = list(checkpoint.state["history"])
-            start_epoch = checkpoint.epoch
-            if ema is not None:
-                ema.module.load_state_dict(checkpoint.state["ema"])
-        if ddp:
-            # After loading: DDP broadcasts rank 0's parameters here, and we its buffers
-            # (older torch skips them with broadcast_buffers=False). Buffers are not
-            # re-broadcast every forward but once per epoch below, which leaves the same
-            # rank-0 running statistics at the end of an epoch without a per-step collective.
-            wrapped = nn.parallel.DistributedDataParallel(
-                model, device_ids=[device.index] if cuda else None, **_no_forward_buffer_sync()
-            )
-            distributed.broadcast_buffers(model)
-            step_model = torch.compile(wrapped) if recipe.compile else wrapped
-        end_epoch = recipe.epochs if stop_after_epoch is None else min(recipe.epochs, stop_after_epoch)
+    return model
 
-        for epoch in range(start_epoch, end_epoch):
-            _seed_global_rng(_derive_seed(seed, epoch, 1, rank if ddp else None), device)
-            started = time.perf_counter()
-            model.train()
-            loss_sum = torch.zeros((), device=device)
-            correct = torch.zeros((), dtype=torch.int64, device=device)
-            if ddp:
-                # The same permutation on every rank, drawn on the CPU so that it cannot
-                # depend on the device; augmentation from this rank's own stream.
-                shuffle = torch.Generator().manual_seed(_derive_seed(seed, epoch, 0))
-                order = torch.randperm(n_train, generator=shuffle).to(device)
-                generator = torch.Generator(device=device).manual_seed(_derive_seed(seed, epoch, 2, rank))
-            else:
-                generator = torch.Generator(device=device).manual_seed(_derive_seed(seed, epoch, 0))
-                order = torch.randperm(n_train, generator=generator, device=device)
-            # Near-equal batches (sizes differ by at most one): every image is used and
-            # no tiny trailing batch trips BatchNorm.
-            batches = torch.tensor_split(order, steps_per_epoch)
-            if timm_transform is not None:  # this rank's share of every batch, augmented on the CPU
-                shares = [(b[rank::world] if ddp else b).cpu() for b in batches]
-                seeds = [_derive_seed(seed, epoch, 3 + i, rank if ddp else None) for i in range(len(batches))]
-                augmented = timm_path.epoch_batches(train_x, shares, seeds, timm_transform, recipe.augment_workers)
-            bar = tqdm(batches, desc=f"epoch {epoch + 1}/{recipe.epochs}", disable=not (progress and main), leave=False)
-            for i, index in enumerate(bar):
-                lr = lr_at(recipe, epoch * steps_per_epoch + i, steps_per_epoch)
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
-                global_batch = index.shape[0]
-                if ddp:
-                    index = index[rank::world]  # this rank's share: global_batch/W images (±1)
-                if timm_transform is not None:
-                    inputs = next(augmented)
-                    inputs = inputs.pin_memory().to(device, non_blocking=True) if cuda else inputs
-                    inputs = _resize(inputs, input_size, cuda)
-                else:
-                    images = augment_batch(train_x[index], generator, recipe.crop_padding, recipe.flip)
-                    inputs = _prepare_inputs(images, mean_t, std_t, input_size, cuda)
-                labels = train_y[index]
-                with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=cuda):
-                    logits = step_model(inputs)
-                loss = criterion(logits.float(), labels)
-                optimizer.zero_grad(set_to_none=True)
-                if ddp:
-                    # DDP averages gradients over ranks; weighting each rank's mean by
-                    # W·b_rank/b_global makes that average the global-batch mean (1.0 when
-                    # the shares are equal).
-                    (loss * (world * labels.shape[0] / global_batch)).backward()
-                else:
-                    loss.backward()
-                optimizer.step()
-                if ema is not None:
-                    step = epoch * steps_per_epoch + i
-                    if step < round(recipe.warmup_epochs * steps_per_epoch):
-                        ema.set(model)  # during warm-up the EMA copies the weights (as GENIUS resets it)
-                    elif step % recipe.ema_steps == 0:
-                        ema.update(model)
-                loss_sum += loss.detach() * labels.shape[0]
-                correct += (logits.detach().argmax(1) == labels).sum()
-            bar.close()
-            if ddp:
-                totals = distributed.all_reduce_sum(torch.stack([loss_sum.double(), correct.double()]))
-                train_loss, train_correct = totals[0].item(), round(totals[1].item())  # one sync per epoch
-                distributed.broadcast_buffers(model)
-            else:
-                train_loss, train_correct = float(loss_sum), int(correct)  # the one host sync per epoch
-            train_seconds = time.perf_counter() - started
-            val_loss, val_acc = (None, None)
-            if val_data is not None:
-                val_loss, val_acc = evaluate(
-                    eval_model, val_data, mean=mean, std=std, device=device,
-                    batch_size=recipe.eval_batch_size, input_size=input_size, shard=True,
-                )
-            ema_loss, ema_acc = (None, None)
-            if ema is not None and val_data is not None:
-                ema_loss, ema_acc = evaluate(
-                    ema.module, val_data, mean=mean, std=std, device=device,
-                    batch_size=recipe.eval_batch_size, input_size=input_size, shard=True,
-                )
-            entry = {
-                "epoch": epoch + 1,
-                "lr": lr,  # of the epoch's last step
-                "train_loss": train_loss / n_train,
-                "train_acc": train_correct / n_train,
-                "val_loss": val_loss,
-                "val_acc": val_acc,
-                "seconds": time.perf_counter() - started,
-                "images_per_s": n_train / train_seconds,
-            }
-            if ema is not None:
-                entry.update(val_loss_ema=ema_loss, val_acc_ema=ema_acc)
-            history.append(entry)
-            if progress and main:
-                tqdm.write(_describe(entry, recipe.epochs))
-            if checkpoint_dir is not None and main:
-                state = {
-                    "optimizer": optimizer.state_dict(),
-                    "step": (epoch + 1) * steps_per_epoch,
-                    "history": history,
-                    "seed": seed,
-                    "recipe": recipe.to_dict(),
-                    "identity": identity,  # what is trained (genotype, data…): resume only the same
-                    "torch": str(torch.__version__),
-                    "world_size": world,
-                }
-                if ema is not None:
-                    state["ema"] = {k: v.detach().cpu() for k, v in ema.module.state_dict().items()}
-                save_checkpoint(checkpoint_dir, epoch + 1, model, state)
-            if ddp:
-                distributed.barrier()  # no rank starts epoch k+1 before checkpoint k is complete
-            if on_epoch is not None and main:
-                on_epoch(dict(entry))
 
+def _resume(checkpoint_dir: Path | None, model: nn.Module, optimizer: torch.optim.Optimizer, ema: nn.Module | None,
+            recipe: TrainRecipe, seed: int, identity: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """Load the newest checkpoint of `checkpoint_dir` (when it is this run's); return its history (finished epochs)."""
+    checkpoint = load_latest(checkpoint_dir) if checkpoint_dir is not None else None
+    if checkpoint is None:
+        return []
+    _check_compatible(checkpoint.state, recipe, seed, checkpoint_dir, identity)
+    model.load_state_dict(checkpoint.weights)
+    optimizer.load_state_dict(checkpoint.state["optimizer"])
+    if ema is not None:
+        ema.module.load_state_dict(checkpoint.state["ema"])
+    return list(checkpoint.state["history"])
+
+
+def _wrap_for_ddp(model: nn.Module, recipe: TrainRecipe, device: torch.device, world: int) -> nn.Module | None:
+    """DistributedDataParallel around `model` under a process group of W > 1 ranks (None otherwise).
+
+    After loading: DDP broadcasts rank 0's parameters here, and we its buffers (older torch skips
+    them with broadcast_buffers=False). Buffers are not re-broadcast every forward but once per
+    epoch, which leaves the same rank-0 running statistics at the end of an epoch without a
+    per-step collective.
+    """
+    if world == 1:
+        return None
+    wrapped = nn.parallel.DistributedDataParallel(
+        model, device_ids=[device.index] if device.type == "cuda" else None, **_no_forward_buffer_sync()
+    )
+    distributed.broadcast_buffers(model)
+    return torch.compile(wrapped) if recipe.compile else wrapped
+
+
+def _train_epoch(step_model: nn.Module, model: nn.Module, data: batches.ResidentBatches | batches.StreamedBatches,
+                 epoch: int, optimizer: torch.optim.Optimizer, criterion: nn.Module, ema: nn.Module | None,
+                 recipe: TrainRecipe, device: torch.device, show: bool) -> dict[str, Any]:
+    """One pass over this rank's batches; the sums are all-reduced once at the end (the one host sync)."""
+    started = time.perf_counter()
+    model.train()
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), dtype=torch.int64, device=device)
+    steps = data.steps_per_epoch
+    bar = tqdm(data.epoch(epoch), total=steps, desc=f"epoch {epoch + 1}/{recipe.epochs}", disable=not show,
+               leave=False)
+    for i, batch in enumerate(bar):
+        step = epoch * steps + i
+        lr = lr_at(recipe, step, steps)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            logits = step_model(batch.inputs)
+        loss = criterion(logits.float(), batch.labels)
+        optimizer.zero_grad(set_to_none=True)
+        # DDP averages gradients over ranks; the scale makes that the global-batch mean (exactly 1.0 alone).
+        (loss * batch.loss_scale).backward()
+        optimizer.step()
+        if ema is not None:
+            if step < round(recipe.warmup_epochs * steps):
+                ema.set(model)  # during warm-up the EMA copies the weights (as GENIUS resets it)
+            elif step % recipe.ema_steps == 0:
+                ema.update(model)
+        loss_sum += loss.detach() * batch.labels.shape[0]
+        correct += (logits.detach().argmax(1) == batch.labels).sum()
+    bar.close()
+    totals = distributed.all_reduce_sum(torch.stack([loss_sum.double(), correct.double()]))
+    distributed.broadcast_buffers(model)  # rank 0's running statistics everywhere (no-op alone)
+    train_seconds = time.perf_counter() - started
+    images = data.images_per_epoch
+    return {"lr": lr,  # of the epoch's last step
+            "train_loss": totals[0].item() / images, "train_acc": round(totals[1].item()) / images,
+            "images_per_s": images / train_seconds}
+
+
+def _validate(eval_model: nn.Module, ema: nn.Module | None, val: batches.EvalBatches | None, mean: Sequence[float],
+              std: Sequence[float], input_size: int | None, device: torch.device) -> dict[str, Any]:
+    """Validation loss and accuracy of the model (and of its EMA); None without a val split."""
+    if val is None:
+        return {}
+    stats = dict(mean=mean, std=std, device=device, input_size=input_size)
+    val_loss, val_acc = _evaluate(eval_model, val, **stats)
+    scores: dict[str, Any] = {"val_loss": val_loss, "val_acc": val_acc}
+    if ema is not None:
+        scores["val_loss_ema"], scores["val_acc_ema"] = _evaluate(ema.module, val, **stats)
+    return scores
+
+
+def _record(epoch: int, trained: dict[str, Any], scores: dict[str, Any], started: float, ema: bool) -> dict[str, Any]:
+    """One epoch's history entry (the keys of log.csv, then the EMA's validation scores)."""
+    entry = {"epoch": epoch + 1, "lr": trained["lr"], "train_loss": trained["train_loss"],
+             "train_acc": trained["train_acc"], "val_loss": scores.get("val_loss"), "val_acc": scores.get("val_acc"),
+             "seconds": time.perf_counter() - started, "images_per_s": trained["images_per_s"]}
+    if ema:
+        entry.update(val_loss_ema=scores.get("val_loss_ema"), val_acc_ema=scores.get("val_acc_ema"))
+    return entry
+
+
+def _end_epoch(history: list[dict[str, Any]], model: nn.Module, optimizer: torch.optim.Optimizer,
+               ema: nn.Module | None, steps_per_epoch: int, checkpoint_dir: Path | None,
+               on_epoch: Callable[[dict[str, Any]], None] | None, recipe: TrainRecipe, seed: int,
+               identity: dict[str, Any] | None, world: int, rank: int, progress: bool) -> None:
+    """After the record: the progress line, the checkpoint (rank 0), the barrier, the callback."""
+    record = history[-1]
+    main = rank == 0
+    if progress and main:
+        tqdm.write(_describe(record, recipe.epochs))
+    if checkpoint_dir is not None and main:
+        state = {
+            "optimizer": optimizer.state_dict(),
+            "step": record["epoch"] * steps_per_epoch,
+            "history": history,
+            "seed": seed,
+            "recipe": recipe.to_dict(),
+            "identity": identity,  # what is trained (genotype, data…): resume only the same
+            "torch": str(torch.__version__),
+            "world_size": world,
+        }
+        if ema is not None:
+            state["ema"] = {k: v.detach().cpu() for k, v in ema.module.state_dict().items()}
+        save_checkpoint(checkpoint_dir, record["epoch"], model, state)
+    distributed.barrier()  # no rank starts epoch k+1 before checkpoint k is complete (no-op alone)
+    if on_epoch is not None and main:
+        on_epoch(dict(record))
+
+
+def _result(model: nn.Module, ema: nn.Module | None, history: list[dict[str, Any]], images_per_epoch: int,
+            device: torch.device, start_epoch: int, world: int) -> TrainResult:
     last = history[-1]
     if ema is not None:  # the EMA weights are the trained network (GENIUS reports the EMA model)
         model.load_state_dict(ema.module.state_dict())
@@ -277,8 +294,8 @@ def train_model(
         val_loss=last["val_loss"],
         val_acc=last["val_acc"],
         seconds=sum(e["seconds"] for e in history),
-        images_seen=n_train * len(history),
-        peak_memory_bytes=torch.cuda.max_memory_allocated(device) if cuda else None,
+        images_seen=images_per_epoch * len(history),
+        peak_memory_bytes=torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None,
         resumed_from_epoch=start_epoch,
         world_size=world,
     )
@@ -287,7 +304,7 @@ def train_model(
 @torch.no_grad()
 def evaluate(
     model: nn.Module,
-    data: Data,
+    data: Data | EncodedSplit,
     *,
     mean: Sequence[float],
     std: Sequence[float],
@@ -295,38 +312,44 @@ def evaluate(
     batch_size: int,
     input_size: int | None = None,
     shard: bool = False,
+    recipe: TrainRecipe | None = None,
 ) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy of `model` on `data` (uint8 images, int64 labels).
+    """Mean cross-entropy and accuracy of `model` on `data` (uint8 images and int64 labels, or an EncodedSplit).
 
     With `shard` under a process group of W > 1 ranks, every rank (all must call it,
     with the same model) evaluates a contiguous 1/W of `data` and the sums are
-    all-reduced; every rank returns the result for the whole of `data`.
+    all-reduced; every rank returns the result for the whole of `data`. Encoded data needs
+    `recipe` (its eval crop_fraction and workers).
     """
     device = torch.device(device)
+    world, rank = (distributed.world_size(), distributed.rank()) if shard else (1, 0)
+    source = batches.EvalBatches(data, device=device, batch_size=batch_size, world=world, rank=rank,
+                                 input_size=input_size, recipe=recipe)
+    try:
+        return _evaluate(model, source, mean=mean, std=std, device=device, input_size=input_size)
+    finally:
+        source.close()
+
+
+@torch.no_grad()
+def _evaluate(model: nn.Module, source: batches.EvalBatches, *, mean: Sequence[float], std: Sequence[float],
+              device: torch.device, input_size: int | None) -> tuple[float, float]:
     cuda = device.type == "cuda"
-    images, labels = _to_device(data, device, "eval")
-    n = images.shape[0]
-    begin, end = 0, n
-    ddp = shard and distributed.is_distributed()
-    if ddp:
-        world, rank = distributed.world_size(), distributed.rank()
-        begin, end = n * rank // world, n * (rank + 1) // world
     mean_t = torch.as_tensor(mean, dtype=torch.float32, device=device)
     std_t = torch.as_tensor(std, dtype=torch.float32, device=device)
     was_training = model.training
     model.eval()
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), dtype=torch.int64, device=device)
-    for start in range(begin, end, batch_size):
-        stop = min(start + batch_size, end)
-        inputs = _prepare_inputs(images[start:stop], mean_t, std_t, input_size, cuda)
-        target = labels[start:stop]
+    for images, target in source:
+        inputs = batches.resize(normalize(images, mean_t, std_t), input_size, cuda)
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=cuda):
             logits = model(inputs)
         loss_sum += F.cross_entropy(logits.float(), target, reduction="sum")
         correct += (logits.argmax(1) == target).sum()
     model.train(was_training)
-    if ddp:
+    n = source.rows
+    if source.world > 1:
         totals = distributed.all_reduce_sum(torch.stack([loss_sum.double(), correct.double()]))
         return totals[0].item() / n, round(totals[1].item()) / n
     return float(loss_sum) / n, int(correct) / n
@@ -373,50 +396,6 @@ def _no_forward_buffer_sync() -> dict[str, bool]:
     """
     parameters = inspect.signature(nn.parallel.DistributedDataParallel.__init__).parameters
     return {"forward_sync_buffers": False} if "forward_sync_buffers" in parameters else {"broadcast_buffers": False}
-
-
-def _prepare_inputs(images: Tensor, mean: Tensor, std: Tensor, input_size: int | None, cuda: bool) -> Tensor:
-    inputs = normalize(images, mean, std)
-    if input_size is not None and inputs.shape[-2:] != (input_size, input_size):
-        inputs = F.interpolate(inputs, size=(input_size, input_size), mode="bilinear", antialias=True)
-    if cuda:
-        inputs = inputs.contiguous(memory_format=torch.channels_last)
-    return inputs
-
-
-def _resize(inputs: Tensor, input_size: int | None, cuda: bool) -> Tensor:
-    if input_size is not None and inputs.shape[-2:] != (input_size, input_size):
-        inputs = F.interpolate(inputs, size=(input_size, input_size), mode="bilinear", antialias=True)
-    return inputs.contiguous(memory_format=torch.channels_last) if cuda else inputs
-
-
-def _to_device(data: Data, device: torch.device, split: str) -> Data:
-    images, labels = data
-    if images.dtype != torch.uint8 or images.ndim != 4:
-        raise LmnasError(f"{split} images: expected uint8 [N,C,H,W], got {images.dtype} {tuple(images.shape)}")
-    if labels.shape != (images.shape[0],):
-        raise LmnasError(f"{split} labels: expected shape ({images.shape[0]},), got {tuple(labels.shape)}")
-    if images.shape[0] == 0:
-        raise LmnasError(f"{split} split is empty")
-    return images.to(device), labels.to(device=device, dtype=torch.int64)
-
-
-def _derive_seed(seed: int, epoch: int, stream: int, rank: int | None = None) -> int:
-    """Independent 63-bit seed per (seed, epoch, stream[, rank]).
-
-    Streams: 0 = shuffle (and augmentation, single-process), 1 = global RNG (dropout),
-    2 = augmentation of one data-parallel rank. `rank` is given only in data-parallel runs.
-    """
-    entropy = [seed, epoch, stream] if rank is None else [seed, epoch, stream, rank]
-    return int(np.random.SeedSequence(entropy).generate_state(1, dtype=np.uint64)[0] >> 1)
-
-
-def _seed_global_rng(seed: int, device: torch.device) -> None:
-    """Seed the default generators the model may draw from (dropout): CPU, and the one CUDA device."""
-    torch.default_generator.manual_seed(seed)
-    if device.type == "cuda":
-        with torch.cuda.device(device):
-            torch.cuda.manual_seed(seed)
 
 
 def checkpoint_matches(state: dict[str, Any], recipe: TrainRecipe, seed: int, identity: dict[str, Any] | None) -> bool:

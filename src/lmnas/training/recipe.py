@@ -41,7 +41,13 @@ class TrainRecipe:
     ema_decay: float | None = None  # timm ModelEmaV2: EMA of the weights, evaluated and kept at the end
     ema_steps: int = 1  # update the EMA every this many optimiser steps
     norm_weight_decay: float | None = None  # weight decay of normalisation layers (None: weight_decay)
-    augment_workers: int = 0  # DataLoader processes preparing timm-path batches ahead (0: in the loop)
+    augment_workers: int = 0  # DataLoader processes preparing timm-path / streamed batches ahead (0: in the loop)
+    # Encoded (large-image) data, lmnas.training.stream: eval resize → centre crop keeps this fraction
+    # (timm's ImageNet default: 256 → 224); rows shuffled together within an epoch; an encoded split
+    # whose decoded pixels exceed resident_max_mb streams through DataLoader workers instead of staying resident.
+    crop_fraction: float = 0.875
+    shuffle_window: int = 4096
+    resident_max_mb: float = 2048.0
 
     @property
     def uses_timm(self) -> bool:
@@ -80,6 +86,9 @@ class TrainRecipe:
             problems.append(f"ema_decay={self.ema_decay} (expected 0 < decay < 1)")
         if self.augment_workers < 0:
             problems.append(f"augment_workers={self.augment_workers} (expected >= 0)")
+        if not 0 < self.crop_fraction <= 1 or self.shuffle_window < 1 or self.resident_max_mb < 0:
+            problems.append(f"crop_fraction={self.crop_fraction}, shuffle_window={self.shuffle_window}, "
+                            f"resident_max_mb={self.resident_max_mb} (expected 0 < x <= 1, >= 1, >= 0)")
         if self.ema_steps < 1 or (self.norm_weight_decay is not None and self.norm_weight_decay < 0):
             problems.append(f"ema_steps={self.ema_steps}, norm_weight_decay={self.norm_weight_decay} (expected >= 1, >= 0)")
         if problems:
