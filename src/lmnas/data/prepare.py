@@ -45,10 +45,11 @@ _STATS_VALUES = 1 << 22
 # Rows per shard of raw pixels, and of encoded images: 1,000 ImageNet JPEGs (~110 kB) are ~110 MB
 # (ImageNet-1k: ~1,280 train shards, as tfds/webdataset shard it), and prepare holds a few copies of
 # one shard (source bytes, the Arrow table, the writer's pages): ~0.5 GB, whatever the dataset's size.
-# A loader worker reads one 500-row group (~55 MB) at a time.
+# A loader worker reads one 256-row group (~28 MB) at a time and caches the groups a shuffle window
+# spans (training/stream.py): 4,096 rows → ~17 groups, ~0.5 GB per worker at ImageNet size.
 RAW_SHARD_ROWS = 50_000
 ENCODED_SHARD_ROWS = 1_000
-ENCODED_ROW_GROUP = 500
+ENCODED_ROW_GROUP = 256
 
 
 @dataclass
