@@ -173,3 +173,22 @@ def test_the_workflow_recomputes_a_finished_or_changed_search_and_resumes_a_kill
     resumed = stage(2, budget=20)
     assert resumed["resumed_from"] == 7 and resumed["evaluations"] == 20
     assert resumed["genotype"] == extended["genotype"] and len(list(tmp_path.glob("search.old-*"))) == 2
+
+
+def test_a_folder_whose_run_made_no_evaluation_is_no_result_to_protect(tmp_path):
+    """A run that stopped before its first evaluation (e.g. on an unreadable table) left only
+    bookkeeping: the corrected rerun, with other settings, starts afresh there and says so."""
+    assert lmnas(*MACRO, "--seed", "0", "--budget", "4", "--out", "run", cwd=tmp_path).returncode == 0
+    run = tmp_path / "run"
+    for name in ("best.json", "journal.parquet", "curve.png"):
+        (run / name).unlink()
+    (run / "journal.jsonl").write_text("")
+    (run / "status.json").write_text('{"finished": false}')
+    done = lmnas(*MACRO, "--seed", "1", "--budget", "4", "--out", "run", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "made no evaluation: started afresh" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert json.loads((run / "best.json").read_text())["seed"] == 1
+    assert not list(tmp_path.glob("run.old-*"))
+    (run / "journal.jsonl").write_text("")  # a folder holding anything else is still protected
+    (run / "notes.txt").write_text("mine")
+    refused(lmnas(*MACRO, "--seed", "2", "--budget", "4", "--out", "run", cwd=tmp_path), "(differ: seed)")

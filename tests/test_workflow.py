@@ -154,3 +154,14 @@ def check_default_run(root: Path) -> None:
     for heading in ("## Data", "## Architecture corpus", "## Architecture GPT", "## Search", "## Retrain", "## Transfer"):
         assert heading in report
     assert best["genotype"] in report
+
+
+def test_the_plain_command_reads_the_default_profile_with_rerun_incomplete(tmp_path):
+    """README: a killed job reruns on the plain command (`--rerun-incomplete` from profiles/default),
+    also from another working directory and beside a --profile."""
+    profile = yaml.safe_load((REPO / "profiles/default/config.yaml").read_text())
+    assert profile == {"rerun-incomplete": True}  # only that: it must not change the other profiles' runs
+    for extra in ((), ("--profile", str(REPO / "workflow/profiles/local"))):
+        out = snakemake("-n", "--cores", "2", "--directory", str(tmp_path), *extra, cwd=tmp_path)
+        assert out.returncode == 0, out.stderr
+        assert f"workflow specific profile {REPO / 'profiles/default'} for setting" in out.stderr

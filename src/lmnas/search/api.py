@@ -59,7 +59,7 @@ def search(request: SearchRequest) -> dict[str, Any]:
         space=request.space, strategy=request.strategy, evaluator=request.evaluator, seed=request.seed,
         threads_per_evaluation=request.threads, inputs=evaluator.input_files(space))
     opened = prepare_run_folder(out, fingerprint, request.budget.evaluations, request.policy)
-    if opened != "fresh":
+    if opened != "fresh":  # resume, restart, or afresh in a folder with no evaluation
         print(f"lmnas: search {out}: {opened}", file=sys.stderr)
     if "out_dir" in STRATEGIES.accepted_settings(strategy_name):
         strategy_settings.setdefault("out_dir", str(out))  # LLM transcripts live beside the journal

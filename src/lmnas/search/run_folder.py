@@ -7,7 +7,7 @@ evaluation, and the version of the code that searches. The budget is not in it: 
 budget extends a run. `status.json` says whether the run in the folder finished.
 
 Opening a folder (`prepare_run_folder`) decides, before anything reads or writes in it:
-- empty or new → a fresh run;
+- empty or new, or holding only the bookkeeping of a run that made no evaluation → a fresh run;
 - same fingerprint → resume (a killed run, or a finished one under a larger budget);
 - anything else → by policy: "refuse" (the CLI default: one line naming the keys that differ),
   "restart" (always: move the old folder aside as `<name>.old-<timestamp>`, nothing
@@ -94,6 +94,13 @@ def prepare_run_folder(out: Path, fingerprint: dict[str, Any], budget: int, poli
     if not entries:
         _start(out, fingerprint)
         return "fresh"
+    if _made_no_evaluation(entries):
+        # A run that stopped before its first evaluation (an unreadable table, a bad setting) left
+        # only bookkeeping: nothing to protect, so the corrected rerun starts here, whatever changed.
+        for p in entries:
+            p.unlink()
+        _start(out, fingerprint)
+        return "fresh (the folder's earlier run made no evaluation: started afresh in it)"
     recorded = read_fingerprint(out)
     status = _read_status(out)
     if policy == "restart":
@@ -135,6 +142,15 @@ def _start(out: Path, fingerprint: dict[str, Any]) -> None:
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / FINGERPRINT_FILE, fingerprint)
     write_json(out / STATUS_FILE, {"finished": False})
+
+
+def _made_no_evaluation(entries: list[Path]) -> bool:
+    """Only the files a search writes before its first evaluation, and a journal with no row."""
+    bookkeeping = {FINGERPRINT_FILE, STATUS_FILE, "config.json", "journal.jsonl"}
+    if any(p.name not in bookkeeping or not p.is_file() for p in entries):
+        return False
+    journal = next((p for p in entries if p.name == "journal.jsonl"), None)
+    return journal is None or not journal.read_text(encoding="utf-8", errors="replace").strip()
 
 
 def _read_status(out: Path) -> dict[str, Any]:
