@@ -30,6 +30,7 @@ def main() -> None:
     parser.add_argument("--benchmarks-dir")
     parser.add_argument("--rates", type=float, nargs="+", default=[0.2, 0.4, 0.6, 0.8])
     parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--save-opslot", help="folder to save the op-slot GPT in (for nb101_search.py --opslot)")
     parser.add_argument("--out")
     args = parser.parse_args()
 
@@ -64,6 +65,8 @@ def main() -> None:
     model = train_opslot(list(acc_a), ArchGPTConfig(n_layer=2, n_head=2, n_embd=64, window=16, dropout=0.0),
                          buckets=buckets, steps=args.steps)
     train_s = time.perf_counter() - t0
+    if args.save_opslot:
+        model.save_pretrained(args.save_opslot, safe_serialization=True)
     in_b = acc_b.__contains__
     space = NASBench101Space(candidates=[cell_key(c) for c in acc_b])
 
