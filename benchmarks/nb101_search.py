@@ -29,17 +29,24 @@ STRATEGIES: dict[str, dict[str, Any]] = {
     "ga": GA,
     "ga-gpt": {**GA, "mask_rate": 0.4},
     "random-gpt": {"mask_rate": 0.4},
+    # Issue 18 controls: the same GA+GPT code, seeds and mask draws; only the reconstruction prior differs
+    # (initial population reconstructed, as GPT-NAS does).
+    "ga-uniform": {**GA, "mask_rate": 0.4, "reconstruct": "uniform", "reconstruct_initial": True},
+    "ga-conv3x3": {**GA, "mask_rate": 0.4, "reconstruct": "fixed-op", "reconstruct_initial": True},
+    "ga-gpt-opslot": {**GA, "mask_rate": 0.4, "reconstruct": "op-slot", "bucket": 3, "temperature": 0.0,
+                      "reconstruct_initial": True},
 }
-NEEDS_GPT = {"ga-gpt", "random-gpt"}
+NEEDS_GPT = {"ga-gpt", "random-gpt", "ga-uniform", "ga-conv3x3"}  # the last two ignore it (a required setting)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cells", default="data/nb101/cells.parquet", help="lmnas nb101 enumerate output")
     parser.add_argument("--archgpt", default=str(OUT_DIR / "nb101_archgpt" / "new" / "gpt-1ep" / "finetuned"))
+    parser.add_argument("--opslot", help="save_pretrained folder of an op-slot GPT (for ga-gpt-opslot)")
     parser.add_argument("--split", default="b")
     parser.add_argument("--seeds", type=int, default=20)
-    parser.add_argument("--budgets", type=int, nargs="+", default=[100, 300, 600])
+    parser.add_argument("--budgets", type=int, nargs="+", default=[50, 100, 300])
     parser.add_argument("--strategies", nargs="+", default=list(STRATEGIES))
     parser.add_argument("--benchmarks-dir", help="default: ../shared/benchmarks or $LMNAS_BENCHMARKS_DIR")
     parser.add_argument("--out")
@@ -67,6 +74,8 @@ def main() -> None:
         settings = dict(STRATEGIES[name])
         if name in NEEDS_GPT:
             settings["archgpt_dir"] = args.archgpt
+        if name == "ga-gpt-opslot":
+            settings["archgpt_dir"] = args.opslot
         finals: dict[int, list[float]] = {b: [] for b in args.budgets}
         evaluations, seconds, regenerated = 0, 0.0, 0
         for seed in range(args.seeds):
@@ -89,11 +98,40 @@ def main() -> None:
         rows.append([name] + [f"{entry['mean'][b]:.3f} ± {entry['std'][b]:.3f}" for b in args.budgets]
                     + [f"{entry['evaluations_per_search']:.0f}", f"{entry['evaluations_per_s']:,.0f}"])
         print(f"[{time.perf_counter() - start:5.0f}s] {name} done", flush=True)
+    paired = paired_tests(results, args.budgets)
     print(f"\nbest 108-epoch validation accuracy (%) found, mean ± std over {args.seeds} seeds, joined NAS-Bench-101 "
           f"table split {args.split} ({len(keys):,} cells, optimum {optimum.best_metric:.3f})")
     print_table(["strategy"] + [f"{b} queries" for b in args.budgets] + ["evals/search", "evals/s"], rows)
+    for line in paired["lines"]:
+        print(line)
     write_result("nb101_search", {"args": vars(args), "cells": len(keys), "optimum": optimum.best_metric,
-                                  "mean": optimum.mean_metric, "setup_s": setup_s, "results": results}, args.out)
+                                  "mean": optimum.mean_metric, "setup_s": setup_s, "results": results, "paired": paired["tests"]},
+                 args.out)
+
+
+def paired_tests(results: list[dict[str, Any]], budgets: list[int]) -> dict[str, Any]:
+    """Wilcoxon signed-rank (same seeds) of every strategy against the GA and against the best other
+    strategy at each budget (by mean)."""
+    from scipy.stats import wilcoxon
+
+    by_name = {r["strategy"]: r for r in results}
+    tests, lines = [], []
+    for r in results:
+        for b in budgets:
+            others = [o for o in results if o["strategy"] != r["strategy"]]
+            if not others:
+                continue
+            best = max(others, key=lambda o: o["mean"][b])
+            for label, ref in (("ga", by_name.get("ga")), ("best other", best)):
+                if ref is None or ref is r:
+                    continue
+                diff = [x - y for x, y in zip(r["finals"][b], ref["finals"][b])]
+                p = wilcoxon(diff).pvalue if any(diff) else 1.0
+                tests.append({"strategy": r["strategy"], "budget": b, "against": ref["strategy"], "p": float(p),
+                              "mean_diff": statistics.mean(diff)})
+                lines.append(f"{r['strategy']} vs {ref['strategy']} ({label}) at {b}: "
+                             f"Δ {statistics.mean(diff):+.3f}, p = {p:.3g}")
+    return {"tests": tests, "lines": lines}
 
 
 if __name__ == "__main__":

@@ -82,3 +82,31 @@ def test_predict_op_sums_layers_per_op():
     # Renormalised over the three ops: 0.30 / 0.60 = 0.5 for conv3x3 (the Linear's mass is dropped).
     assert abs(draws.count(CONV3X3) / 2000 - 0.5) < 0.04
     assert abs(draws.count(CONV1X1) / 2000 - 0.05 / 0.6) < 0.03
+
+
+@pytest.fixture(scope="module")
+def opslot_dir(table, tmp_path_factory):
+    from lmnas.archgpt.model import ArchGPTConfig
+    from lmnas.archgpt.slot_scoring import train_opslot
+
+    space = create_space("nas-bench-101")
+    cells = [space.parse(k) for k in table[1]]
+    model = train_opslot(cells, ArchGPTConfig(n_layer=1, n_head=2, n_embd=16, window=16, dropout=0.0),
+                         buckets=[i % 4 for i in range(len(cells))], steps=20)
+    folder = tmp_path_factory.mktemp("opslot")
+    model.save_pretrained(folder, safe_serialization=True)
+    return folder
+
+
+@needs_table
+@pytest.mark.parametrize("mode", ["op-slot", "uniform", "fixed-op"])
+def test_reconstruct_priors_are_deterministic_table_cells(archgpt_dir, opslot_dir, table, tmp_path, mode):
+    folder = opslot_dir if mode == "op-slot" else archgpt_dir
+    settings = {"archgpt_dir": folder, "mask_rate": 0.8, "reconstruct": mode, "bucket": 3 if mode == "op-slot" else None,
+                "temperature": 0.0, "reconstruct_initial": True}
+    reseed_globals(1)
+    journal_a, strategy = search("ga-gpt", table, 5, tmp_path / "a", **settings)  # search() checks table cells
+    reseed_globals(2)
+    journal_b, _ = search("ga-gpt", table, 5, tmp_path / "b", **settings)
+    assert journal_a == journal_b and strategy.regenerated > 0
+    assert strategy.settings()["reconstruct"] == mode

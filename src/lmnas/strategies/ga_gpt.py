@@ -19,6 +19,15 @@ generation 0 is reconstructed before it is evaluated: its blocks (cell vertices)
 shows masking lifting initial architectures by 5-14 points). Off by default, so the plain
 GA+GPT keeps the GA's random generation 0; these children have no parent (no lineage).
 
+Reconstruction priors on NAS-Bench-101 (`reconstruct`, issue 18; the GA, seeds and mask draws are the
+same for all, so equal budgets compare only the prior): "gpt" (the paper's layer GPT above, the
+default), "uniform" (each masked op redrawn uniformly), "fixed-op" (each masked op set to `fixed_op`,
+conv3x3 by default), "op-slot" (an op-slot GPT, `archgpt.slot_scoring`: the masked vertices re-chosen
+jointly by whole-cell likelihood, among the table's cells that equal the child outside the masked
+slots, with the quality bucket `bucket` as prefix; greedy at temperature 0, top-k a setting; when the
+table has no such cell the child is kept, repaired as a mutation child is). `archgpt_dir` is the
+op-slot GPT's save_pretrained folder for "op-slot", unused by "uniform"/"fixed-op".
+
 Lineage (for weight inheritance, `Strategy.lineage`; gptnas-blocks only): every offspring
 names its parent, the genotype it was derived from. GA.offspring draws two tournament winners, recombines and
 mutates them, then hands each child to `regenerate`; the parent of a child is whichever of
@@ -37,7 +46,7 @@ from typing import Any
 from lmnas.errors import LmnasError
 from lmnas.evaluation.inheritance import block_specs, new_blocks
 from lmnas.nasbench101 import CellSpec
-from lmnas.nasbench101.cell import CONV1X1, CONV3X3, MAXPOOL3X3
+from lmnas.nasbench101.cell import AVAILABLE_OPS, CONV1X1, CONV3X3, MAXPOOL3X3
 from lmnas.spaces.base import Genotype, SearchSpace
 from lmnas.spaces.gptnas_blocks import CODE_OF_LABEL, GPTNASBlockSpace
 from lmnas.spaces.nas_bench_101 import NASBench101Space, canonical_cell
@@ -116,6 +125,9 @@ def load_predictor(strategy: str, space: SearchSpace, archgpt_dir: str | Path, t
     return ArchGPTPredictor.load(Path(archgpt_dir), device=device)
 
 
+RECONSTRUCTORS = ("gpt", "uniform", "fixed-op", "op-slot")
+
+
 @STRATEGIES.register("ga-gpt")
 class GAWithGPT(GeneticAlgorithm):
     name = "ga-gpt"
@@ -129,9 +141,33 @@ class GAWithGPT(GeneticAlgorithm):
         temperature: float = 1.0,
         device: str = "cpu",
         reconstruct_initial: bool = False,
+        reconstruct: str = "gpt",
+        fixed_op: str = CONV3X3,
+        bucket: int | None = None,
+        top_k: int = 0,
         **ga_settings: Any,
     ) -> None:
-        predictor = load_predictor("ga-gpt", space, archgpt_dir, temperature, device)
+        if reconstruct not in RECONSTRUCTORS:
+            raise LmnasError(f"strategy ga-gpt: reconstruct {reconstruct!r}; expected one of {list(RECONSTRUCTORS)}")
+        if reconstruct != "gpt" and not isinstance(space, NASBench101Space):
+            raise LmnasError(f"strategy ga-gpt: reconstruct {reconstruct!r} is for nas-bench-101 only")
+        if fixed_op not in AVAILABLE_OPS:
+            raise LmnasError(f"strategy ga-gpt: fixed_op {fixed_op!r}; expected one of {list(AVAILABLE_OPS)}")
+        if reconstruct == "gpt":
+            predictor = load_predictor("ga-gpt", space, archgpt_dir, temperature, device)
+        elif reconstruct == "op-slot":
+            from transformers import GPT2LMHeadModel
+
+            if not (Path(archgpt_dir) / "model.safetensors").is_file():
+                raise LmnasError(f"strategy ga-gpt: {archgpt_dir}: no model.safetensors of an op-slot GPT")
+            predictor = GPT2LMHeadModel.from_pretrained(archgpt_dir).to(device).eval()
+        else:
+            predictor = None
+        self.reconstruct_mode = reconstruct
+        self.fixed_op = fixed_op
+        self.bucket = bucket
+        self.top_k = int(top_k)
+        self.off_table = 0  # op-slot reconstructions with no table cell to go to
         super().__init__(space, seed, **ga_settings)
         self.archgpt_dir = Path(archgpt_dir)
         self.predictor = predictor
@@ -191,9 +227,15 @@ class GAWithGPT(GeneticAlgorithm):
     def mask_cell(self, child: CellSpec, masked: list[int]) -> CellSpec:
         """NAS-Bench-101: re-generate the ops of masked interior vertices, first to last, so later
         vertices see the re-generated ops; canonical, and a candidate when the space has them."""
+        if self.reconstruct_mode == "op-slot":
+            return self.mask_cell_opslot(child, masked)
         ops = list(child.ops)
         for i in masked:
             vertex = i + 1
+            if self.reconstruct_mode != "gpt":
+                ops[vertex] = self.rng.choice(AVAILABLE_OPS) if self.reconstruct_mode == "uniform" else self.fixed_op
+                self.regenerated += 1
+                continue
             context = vertex_context(self.space, CellSpec(child.matrix, tuple(ops)), vertex,
                                      self.predictor.encoding)
             ops[vertex] = predict_op(self.predictor.next_layer_probs(context), self.rng, self.temperature)
@@ -201,6 +243,23 @@ class GAWithGPT(GeneticAlgorithm):
         cell = canonical_cell(CellSpec(child.matrix, tuple(ops)))
         # The space's own repair for mutation children: the nearest candidate (the cell if no candidates).
         return self.space.validate(self.space.nearest(cell, self.rng))
+
+    def mask_cell_opslot(self, child: CellSpec, masked: list[int]) -> CellSpec:
+        """Masked vertices re-chosen jointly by the op-slot GPT among the table's cells (no snap)."""
+        from lmnas.archgpt.slot_scoring import DecodePolicy, candidate_cells, reconstruct_cell
+
+        if not masked:
+            return self.space.validate(self.space.nearest(canonical_cell(child), self.rng))
+        space = self.space
+        in_space = None if space.candidates is None else (lambda c: space.canonical(c) in space._candidate_set)
+        vertices = [i + 1 for i in masked]
+        self.regenerated += len(vertices)
+        if in_space is not None and not candidate_cells(child, vertices, in_space):
+            self.off_table += 1
+            return space.validate(space.nearest(canonical_cell(child), self.rng))
+        cell = reconstruct_cell(self.predictor, child, vertices, self.rng,
+                                DecodePolicy(self.temperature, self.top_k), self.bucket, in_space)
+        return space.validate(cell)
 
     def regenerate_blocks(self, child: Genotype) -> Genotype:
         parent = self.closest_parent(child)
@@ -240,4 +299,7 @@ class GAWithGPT(GeneticAlgorithm):
             "mask_rate": self.mask_rate,
             "temperature": self.temperature,
             "reconstruct_initial": self.reconstruct_initial,
+            # Only when not the paper's GPT, so earlier runs keep their fingerprint.
+            **({"reconstruct": self.reconstruct_mode, "fixed_op": self.fixed_op, "bucket": self.bucket,
+                "top_k": self.top_k} if self.reconstruct_mode != "gpt" else {}),
         }

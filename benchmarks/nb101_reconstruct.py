@@ -1,0 +1,125 @@
+"""Table-4-style reconstruction on NAS-Bench-101 by table lookup (issue 18).
+
+Each search-split cell has every interior vertex masked with probability r and re-filled by a
+policy, inside the table: the candidates are the table's cells equal to the original outside the
+masked vertices (original excluded unless alone, `slot_scoring.candidate_cells`). Policies:
+uniform (a random candidate), fixed-op (the candidate with the most conv3x3 at the masked vertices,
+random tie), op-slot GPT (whole-cell likelihood, top-bucket prefix, greedy; pre-trained on split a
+with 4 quantile buckets of split-a accuracy). Reported: Δ mean / median accuracy (points) of the
+changed cells, fraction improved, on all cells and on the weak ones (< 90 %). Also the old repair:
+the masked ops redrawn uniformly then snapped to a random nearest table cell (`space.nearest`), how
+often that returns the original. Table: the joined 20k table with --cells (split b), else the
+292-cell subset (split by the same hash parity: a small smoke, not the issue's table).
+
+    python benchmarks/nb101_reconstruct.py [--cells data/nb101/cells.parquet]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import time
+
+from _common import print_table, write_result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cells", help="lmnas nb101 enumerate output (joined table); default: the subset table")
+    parser.add_argument("--benchmarks-dir")
+    parser.add_argument("--rates", type=float, nargs="+", default=[0.2, 0.4, 0.6, 0.8])
+    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--save-opslot", help="folder to save the op-slot GPT in (for nb101_search.py --opslot)")
+    parser.add_argument("--out")
+    args = parser.parse_args()
+
+    import torch
+
+    from lmnas.archgpt.model import ArchGPTConfig
+    from lmnas.archgpt.slot_scoring import (DecodePolicy, candidate_cells, quantile_buckets, reconstruct_cell,
+                                            train_opslot, with_ops)
+    from lmnas.benchmarks_data import resolve_benchmarks_dir
+    from lmnas.nasbench101.cell import AVAILABLE_OPS, CONV3X3, CellSpec
+    from lmnas.nasbench101.join import split_of
+    from lmnas.spaces.nas_bench_101 import NASBench101Space, canonical_cell, cell_key
+
+    torch.set_num_threads(1)
+    bench = resolve_benchmarks_dir(args.benchmarks_dir)
+    if args.cells:
+        from lmnas.nasbench101.join import load_joined
+
+        rows = load_joined(args.cells, bench / "nas_bench_101_hash_curves_20k.json").to_pylist()
+        data = [(r["split"], canonical_cell(CellSpec(r["matrix"], r["ops"])), 100 * r["val_acc_108"]) for r in rows]
+        table_name = "joined 20k"
+    else:
+        from lmnas.nasbench101.records import load_records
+
+        data = [(split_of(r.cell.hash()), canonical_cell(r.cell), 100 * r.val_accuracy)
+                for r in load_records(bench / "nas_bench_101_subset.json") if r.val_accuracy is not None]
+        table_name = "subset 292"
+    acc_a = {c: a for s, c, a in data if s == "a"}
+    acc_b = {c: a for s, c, a in data if s == "b"}
+    t0 = time.perf_counter()
+    buckets, edges = quantile_buckets(list(acc_a.values()), 4)
+    model = train_opslot(list(acc_a), ArchGPTConfig(n_layer=2, n_head=2, n_embd=64, window=16, dropout=0.0),
+                         buckets=buckets, steps=args.steps)
+    train_s = time.perf_counter() - t0
+    if args.save_opslot:
+        model.save_pretrained(args.save_opslot, safe_serialization=True)
+    in_b = acc_b.__contains__
+    space = NASBench101Space(candidates=[cell_key(c) for c in acc_b])
+
+    def fixed(cell, masked, rng):
+        cands = candidate_cells(cell, masked, in_b)
+        best = max(c.ops[1:-1].count(CONV3X3) for c in cands)
+        return rng.choice([c for c in cands if c.ops[1:-1].count(CONV3X3) == best])
+
+    policies = {
+        "uniform": lambda cell, masked, rng: rng.choice(candidate_cells(cell, masked, in_b)),
+        "fixed conv3x3": fixed,
+        "op-slot GPT (ours)": lambda cell, masked, rng: reconstruct_cell(model, cell, masked, rng, DecodePolicy(),
+                                                                        3, in_b),
+    }
+    results, table = [], []
+    for rate in args.rates:
+        snap_back = snap_changed = 0
+        deltas: dict[str, dict[str, list[float]]] = {p: {"all": [], "weak": []} for p in policies}
+        for i, (cell, acc) in enumerate(sorted(acc_b.items(), key=lambda kv: cell_key(kv[0]))):
+            rng = random.Random(i)
+            masked = [v for v in range(1, cell.num_vertices - 1) if rng.random() < rate]
+            if not masked:
+                continue
+            redraw = canonical_cell(with_ops(cell, {v: rng.choice(AVAILABLE_OPS) for v in masked}))
+            if redraw != cell:
+                snap_changed += 1
+                snap_back += space.nearest(redraw, rng) == cell
+            if not candidate_cells(cell, masked, in_b) or candidate_cells(cell, masked, in_b) == [cell]:
+                continue  # nothing else in the table: every policy keeps the cell
+            for name, policy in policies.items():
+                new = policy(cell, masked, random.Random(i))
+                delta = acc_b[new] - acc
+                deltas[name]["all"].append(delta)
+                if acc < 90:
+                    deltas[name]["weak"].append(delta)
+        for name, d in deltas.items():
+            entry = {"policy": name, "rate": rate}
+            for subset, v in d.items():
+                entry[subset] = {"n": len(v), "mean": statistics.mean(v) if v else None,
+                                 "median": statistics.median(v) if v else None,
+                                 "improved": sum(x > 0 for x in v) / len(v) if v else None}
+            entry["old_snap_back"] = snap_back / max(snap_changed, 1)
+            results.append(entry)
+            f = lambda e: "-" if e["mean"] is None else f"{e['mean']:+.2f} / {e['median']:+.2f} / {e['improved']:.2f}"
+            table.append([name, rate, entry["all"]["n"], f(entry["all"]), entry["weak"]["n"], f(entry["weak"]),
+                          f"{entry['old_snap_back']:.2f}"])
+    print(f"table {table_name}: split a {len(acc_a)} cells (GPT corpus, buckets {edges}), split b {len(acc_b)}; "
+          f"op-slot GPT 2x64, {args.steps} steps, {train_s:.0f} s")
+    print_table(["policy", "mask rate", "n", "Δ mean / median / frac improved", "n weak", "weak (<90 %)",
+                 "old snap → original"], table)
+    write_result("nb101_reconstruct", {"args": vars(args), "table": table_name, "train_s": train_s,
+                                       "results": results}, args.out)
+
+
+if __name__ == "__main__":
+    main()
