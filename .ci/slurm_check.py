@@ -59,8 +59,10 @@ def main() -> int:
         for field, want in expected.items():
             if job[field] != want:
                 problems.append(f"{job['Comment']} (job {job['JobID']}): {field} is {job[field]}, expected {want}")
-        if gpus != spec.get("gpus", 0):
-            problems.append(f"{job['Comment']} (job {job['JobID']}): {gpus} GPUs allocated, expected {spec.get('gpus', 0)}")
+        # retrain asks nodes x gpus_per_node (AllocTRES counts the whole job); other rules `gpus`
+        want_gpus = spec.get("gpus", spec.get("gpus_per_node", 0) * spec.get("nodes", 1))
+        if gpus != want_gpus:
+            problems.append(f"{job['Comment']} (job {job['JobID']}): {gpus} GPUs allocated, expected {want_gpus}")
         print(f"{job['Comment'][5:]:<34} {job['JobID']:>6} {job['State']:<10} {job['AllocCPUS']:>4} "
               f"{job['ReqMem']:>7} {job['Timelimit']:>9} {job['Elapsed']:>9}  {gpus}")
     for rule, count in STAGES.items():

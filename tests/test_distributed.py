@@ -124,8 +124,42 @@ def test_without_a_launch_everything_is_single_process(monkeypatch):
     distributed.barrier()  # no group: returns at once
     with distributed.process_group("cpu") as device:
         assert device == "cpu" and not torch.distributed.is_initialized()
-    assert distributed.ranks_for(2, "cpu") == 1 and distributed.ranks_for(1, "cuda") == 1
-    assert distributed.ranks_for(torch.cuda.device_count() + 1, "cuda") == 1  # more GPUs asked than present
+
+
+def test_topology_refuses_what_is_not_there():
+    T = distributed.Topology
+    assert distributed.topology_for(1, 0, "cpu", environ={}) == T(1, 1)
+    assert distributed.topology_for(1, 8, "cuda", environ={}, visible_gpus=8) == T(1, 8)
+    with pytest.raises(LmnasError, match=r"gpus_per_node=4 but this node sees 2 CUDA device\(s\) \(CUDA_VISIBLE_DEVICES=0,1\)"):
+        distributed.topology_for(1, 4, "cuda", environ={"CUDA_VISIBLE_DEVICES": "0,1"}, visible_gpus=2)
+    with pytest.raises(LmnasError, match="gpus_per_node=2 but the device is cpu"):
+        distributed.topology_for(1, 2, "cpu", environ={})
+    with pytest.raises(LmnasError, match=r"nodes=2 needs a SLURM allocation of 2 nodes \(SLURM_JOB_ID is not set"):
+        distributed.topology_for(2, 0, "cpu", environ={})
+    with pytest.raises(LmnasError, match=r"nodes=2 but this SLURM job has 1 node"):
+        distributed.topology_for(2, 0, "cpu", environ={"SLURM_JOB_ID": "7", "SLURM_JOB_NUM_NODES": "1"})
+    slurm = {"SLURM_JOB_ID": "7", "SLURM_JOB_NUM_NODES": "2"}
+    assert distributed.topology_for(2, 4, "cuda", environ=slurm, visible_gpus=4) == T(2, 4)
+
+
+@pytest.mark.parametrize("nodelist, first", [("gpu[07-08,11]", "gpu07"), ("a1,b2", "a1"), ("n3", "n3"),
+                                             ("rack[2-3]-n[5,9]", "rack2-n5")])
+def test_first_node_of_a_slurm_node_list(nodelist, first):
+    assert distributed.first_node(nodelist) == first
+
+
+def test_launch_commands_standalone_and_srun_rendezvous():
+    one = distributed.launch_command("m", ["--x"], distributed.Topology(1, 2), environ={})
+    assert one[1:] == ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", "-m", "m", "--x"]
+    env = {"SLURM_JOB_ID": "123456", "SLURM_JOB_NODELIST": "gpu[07-08]"}
+    two = distributed.launch_command("m", ["--x"], distributed.Topology(2, 4), environ=env)
+    assert two[:6] == ["srun", "--overlap", "--nodes=2", "--ntasks=2", "--ntasks-per-node=1", "--kill-on-bad-exit=1"]
+    port = distributed.rendezvous_port("123456")
+    assert 20000 <= port < 40000
+    assert two[9:] == ["--nnodes=2", "--nproc-per-node=4", "--rdzv-backend=c10d", f"--rdzv-endpoint=gpu07:{port}",
+                       "--rdzv-id=lmnas-123456", "-m", "m", "--x"]
+    with pytest.raises(LmnasError, match="2-node launch needs SLURM_JOB_ID"):
+        distributed.launch_command("m", [], distributed.Topology(2, 1), environ={})
 
 
 def test_non_divisible_batch_is_refused_before_launching(prepared, tmp_path):

@@ -20,7 +20,7 @@ def fake_sinfo(monkeypatch, lines):
 
 
 def test_gpu_requests_beyond_every_node_are_refused(monkeypatch):
-    fake_sinfo(monkeypatch, ["cpu*|(null)", "gpu|gpu:a100:4(S:0-1)", "gpu|gpu:a100:2"])
+    fake_sinfo(monkeypatch, ["cpu*|c1|(null)", "gpu|g1|gpu:a100:4(S:0-1)", "gpu|g2|gpu:a100:2"])
     slurm.check_gpu_requests({"search": (4, None), "report": (0, "cpu"), "retrain": (4, "gpu")})
     with pytest.raises(LmnasError, match=r"retrain asks for 1 GPU\(s\) but partition 'cpu' has no GPU .*resources.retrain.gpus"):
         slurm.check_gpu_requests({"retrain": (1, "cpu")})
@@ -28,6 +28,18 @@ def test_gpu_requests_beyond_every_node_are_refused(monkeypatch):
         slurm.check_gpu_requests({"retrain": (8, None)})
     with pytest.raises(LmnasError, match=r"partition 'a100' not found \(sinfo lists: cpu, gpu\)"):
         slurm.check_gpu_requests({"retrain": (1, "a100")})
+
+
+def test_multi_node_requests_need_enough_nodes_with_those_gpus(monkeypatch):
+    fake_sinfo(monkeypatch, ["cpu*|c1|(null)", "cpu*|c2|(null)", "gpu|g1|gpu:4", "gpu|g2|gpu:4", "gpu|g3|gpu:2"])
+    slurm.check_gpu_requests({"retrain": (4, "gpu", 2), "report": (0, "cpu", 2)})
+    with pytest.raises(LmnasError, match=r"retrain asks for 3 nodes x 4 GPU\(s\) but partition 'gpu' has 2 node\(s\) "
+                                         r"with 4 or more GPUs; set resources.retrain.nodes <= 2"):
+        slurm.check_gpu_requests({"retrain": (4, "gpu", 3)})
+    with pytest.raises(LmnasError, match=r"3 nodes x 0 GPU\(s\) but partition 'cpu' has 2 node"):
+        slurm.check_gpu_requests({"retrain": (0, "cpu", 3)})
+    with pytest.raises(LmnasError, match=r"at most 4 per node; set resources.retrain.gpus_per_node"):
+        slurm.check_gpu_requests({"retrain": (8, "gpu", 1)})
 
 
 def test_status_queries_that_would_hang_are_refused(monkeypatch):

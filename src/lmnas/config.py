@@ -84,8 +84,10 @@ def _describe(error: jsonschema.ValidationError) -> str:
     if error.validator == "enum":
         return f"{error.instance!r} is not allowed; allowed values: {error.validator_value}"
     if error.validator == "additionalProperties":
-        allowed = sorted(error.schema.get("properties", {}))
+        allowed = sorted(k for k, v in error.schema.get("properties", {}).items() if "not" not in v)
         return f"{error.message}; allowed keys: {allowed}"
+    if error.validator == "not" and "description" in error.schema:
+        return error.schema["description"]  # a retired key: its description says what replaced it
     return error.message
 
 

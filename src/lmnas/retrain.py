@@ -211,24 +211,28 @@ def _device_name(device: str) -> str:
 
 def retrain_best(
     best_json: Path, prepared_dir: Path, out_dir: Path, recipe: dict[str, Any], *, seed: int, device: str = "auto",
-    progress: bool = True, nproc: int = 1, sync_bn: bool = False, stop_after_epoch: int | None = None,
+    progress: bool = True, nproc: int | distributed.Topology = 1, sync_bn: bool = False,
+    stop_after_epoch: int | None = None,
 ) -> dict[str, Any]:
     """Retrain the best genotype of a search (its space rebuilt from best.json).
 
     `nproc` > 1 trains data-parallel in that many torchrun ranks on this node (one per
-    GPU for device "cuda"; gloo processes for "cpu"), `recipe["batch_size"]` being the
-    global batch; the metrics are read back from the run's metrics.json.
+    GPU for device "cuda"; gloo processes for "cpu"); a `Topology` of several nodes
+    starts them through srun inside a SLURM job (`distributed.launch`).
+    `recipe["batch_size"]` is the global batch; the metrics are read back from the
+    run's metrics.json.
     """
     from lmnas.device import resolve_device
     from lmnas.search.workflow import load_best
 
     train_recipe = TrainRecipe.from_dict(recipe, where="retrain.recipe")
     device = resolve_device(device)
-    if nproc > 1:
-        distributed.per_rank_batch(train_recipe.batch_size, nproc, where="retrain.recipe.batch_size")
+    topology = nproc if isinstance(nproc, distributed.Topology) else distributed.Topology(ranks_per_node=nproc)
+    if topology.world_size > 1:
+        distributed.per_rank_batch(train_recipe.batch_size, topology.world_size, where="retrain.recipe.batch_size")
         args = retrain_args(best_json, prepared_dir, out_dir, recipe, seed=seed, device=device.split(":")[0],
                             progress=progress, sync_bn=sync_bn, stop_after_epoch=stop_after_epoch)
-        distributed.launch("lmnas.retrain", args, nproc)
+        distributed.launch("lmnas.retrain", args, topology)
         metrics_path = Path(out_dir) / "metrics.json"
         if metrics_path.exists():
             return read_json(metrics_path)

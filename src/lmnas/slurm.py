@@ -38,22 +38,25 @@ def gres_gpus(gres: str) -> int:
     return sum(int(count) for count in _GRES_GPU.findall(gres))
 
 
-def gpus_per_node(partition: str | None = None) -> dict[str, int]:
-    """partition -> the most GPUs one of its nodes has (all partitions when `partition` is None)."""
-    cmd = ["sinfo", "-h", "-N", "-o", "%P|%G"]
+def node_gpus(partition: str | None = None) -> dict[str, list[int]]:
+    """partition -> the GPU count of each of its nodes (all partitions when `partition` is None)."""
+    cmd = ["sinfo", "-h", "-N", "-o", "%P|%N|%G"]
     out = _run(*cmd)
     if out.returncode != 0:
         raise LmnasError(f"sinfo failed ({' '.join(cmd)}): {out.stderr.strip() or out.returncode}")
-    most: dict[str, int] = {}
+    nodes: dict[str, dict[str, int]] = {}
     for line in out.stdout.splitlines():
-        name, _, gres = line.partition("|")
-        name = name.rstrip("*")
-        most[name] = max(most.get(name, 0), gres_gpus(gres))
-    if partition is None:
-        return most
-    if partition not in most:
-        raise LmnasError(f"SLURM partition {partition!r} not found (sinfo lists: {', '.join(sorted(most)) or 'none'})")
-    return {partition: most[partition]}
+        name, _, rest = line.partition("|")
+        node, _, gres = rest.partition("|")
+        nodes.setdefault(name.rstrip("*"), {})[node] = gres_gpus(gres)
+    if partition is not None and partition not in nodes:
+        raise LmnasError(f"SLURM partition {partition!r} not found (sinfo lists: {', '.join(sorted(nodes)) or 'none'})")
+    return {name: list(counts.values()) for name, counts in nodes.items() if partition in (None, name)}
+
+
+def gpus_per_node(partition: str | None = None) -> dict[str, int]:
+    """partition -> the most GPUs one of its nodes has (all partitions when `partition` is None)."""
+    return {name: max(counts, default=0) for name, counts in node_gpus(partition).items()}
 
 
 def accounting_error() -> str | None:
@@ -79,21 +82,31 @@ def min_job_age_s() -> int | None:
     return int(match.group(1)) if match else None
 
 
-def check_gpu_requests(requests: Mapping[str, tuple[int, str | None]], setting: str = "resources.{name}.gpus") -> None:
-    """requests: job name -> (GPUs asked, partition or None). Refuse what no node can give;
-    `setting` names the config field to change."""
-    wanted = {name: (gpus, partition) for name, (gpus, partition) in requests.items() if gpus > 0}
-    if not wanted:
-        return
-    for name, (gpus, partition) in sorted(wanted.items()):
-        most = gpus_per_node(partition)
-        have = most.get(partition, 0) if partition else max(most.values(), default=0)
+def check_gpu_requests(requests: Mapping[str, tuple[int, str | None] | tuple[int, str | None, int]],
+                       setting: str = "resources.{name}.gpus") -> None:
+    """requests: job name -> (GPUs asked per node, partition or None[, nodes]). Refuse what the
+    cluster cannot give: more GPUs than any node has, or fewer nodes with that many GPUs than
+    asked for. `setting` names the config field to change (a 3-tuple: resources.{name}.gpus_per_node)."""
+    for name, request in sorted(requests.items()):
+        gpus, partition = request[0], request[1]
+        nodes = request[2] if len(request) > 2 else 1
+        if gpus <= 0 and nodes <= 1:
+            continue
+        field = "resources.{name}.gpus_per_node" if len(request) > 2 else setting
+        counts = node_gpus(partition)
+        per_node = counts.get(partition, []) if partition else [c for cs in counts.values() for c in cs]
+        have = max(per_node, default=0)
+        where = f"partition {partition!r}" if partition else "this cluster"
         if have < gpus:
-            where = f"partition {partition!r}" if partition else "this cluster"
             raise LmnasError(
                 f"{name} asks for {gpus} GPU(s) but {where} has "
                 f"{'no GPU (no gres/gpu in sinfo)' if have == 0 else f'at most {have} per node'}; "
-                f"set {setting.format(name=name)} to 0 (or <= {have}), or submit where GPUs are")
+                f"set {field.format(name=name)} to 0 (or <= {have}), or submit where GPUs are")
+        fitting = sum(count >= gpus for count in per_node)
+        if fitting < nodes:
+            raise LmnasError(
+                f"{name} asks for {nodes} nodes x {gpus} GPU(s) but {where} has {fitting} node(s) with "
+                f"{gpus} or more GPUs; set resources.{name}.nodes <= {fitting}")
 
 
 def check_status_command(status_command: str | None, init_seconds: int) -> None:

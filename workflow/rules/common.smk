@@ -35,10 +35,28 @@ wildcard_constraints:
 def rule_resources(rule_name):
     spec = config["resources"][rule_name]
     resources = {"mem_mb": spec["mem_mb"], "runtime": spec["runtime"]}
+    if "nodes" in spec:  # a data-parallel rule (retrain): nodes x GPUs per node
+        return {**resources, **multinode_resources(spec)}
     if spec["gpus"] > 0:  # GPU settings only on rules that use GPUs
         resources["gpu"] = spec["gpus"]
         if spec.get("gpu_model"):
             resources["gpu_model"] = spec["gpu_model"]
+    return resources
+
+
+def multinode_resources(spec):
+    """SLURM resources of nodes x gpus_per_node (snakemake-executor-plugin-slurm): --nodes, the GPUs
+    as per-node GRES (--gres=gpu[:model]:N, not --gpus=total, which SLURM may spread over nodes
+    at will), one task per node (threads and mem_mb are then per node). `nodes` and
+    `gpus_per_node` also tell the script how many ranks to start."""
+    resources = {"nodes": spec["nodes"], "gpus_per_node": spec["gpus_per_node"]}
+    if spec["gpus_per_node"] > 0:
+        model = f"{spec['gpu_model']}:" if spec.get("gpu_model") else ""
+        resources["gres"] = f"gpu:{model}{spec['gpus_per_node']}"
+    else:
+        resources["tasks"] = spec["nodes"]  # the plugin's --ntasks for CPU jobs (GPU jobs get none)
+    if spec["nodes"] > 1:
+        resources["slurm_extra"] = "--ntasks-per-node=1"  # one torchrun agent per node
     return resources
 
 

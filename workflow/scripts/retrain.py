@@ -3,11 +3,14 @@ from pathlib import Path
 from lmnas.device import resolve_device
 from lmnas.retrain import retrain_best
 from lmnas.stage import run_stage
-from lmnas.training.distributed import ranks_for
+from lmnas.training.distributed import topology_for
 
 
 def main(smk):
     device = resolve_device(smk.params.device)
+    # resources.retrain: nodes x gpus_per_node -> one torchrun rank per GPU on every node (srun
+    # across nodes inside the SLURM job); fewer GPUs or nodes than asked is an error, never 1 rank.
+    topology = topology_for(int(smk.resources["nodes"]), int(smk.resources["gpus_per_node"]), device)
     retrain_best(
         Path(smk.input.best),
         Path(smk.input.data),
@@ -17,9 +20,7 @@ def main(smk):
         device=device,
         progress=smk.params.progress,
         sync_bn=smk.params.retrain["sync_bn"],
-        # resources.gpu > 1 and that many CUDA devices: one torchrun rank per GPU; else in-process.
-        # (rules without GPUs carry no `gpu` resource: common.smk sets GPU settings on GPU rules only)
-        nproc=ranks_for(int(smk.resources["gpu"]) if "gpu" in smk.resources.keys() else 0, device),
+        nproc=topology,
     )
 
 

@@ -5,12 +5,17 @@ device, told its place by the environment (`WORLD_SIZE`, `RANK`, `LOCAL_RANK`).
 `process_group(device)` joins the group (NCCL on CUDA, gloo on CPU) and gives each
 rank its device (`cuda:LOCAL_RANK`); without those variables it does nothing, so the
 same entry point runs single-process. `launch` starts such a run from a parent
-process (a Snakemake job) on one node and relays its output.
+process (a Snakemake job) and relays its output: on one node `torchrun --standalone`;
+on several nodes of a SLURM allocation one torchrun agent per node through `srun`, the
+agents meeting at a c10d rendezvous on the allocation's first node. `topology_for`
+turns the rule's request (nodes x GPUs per node) into ranks, refusing what this
+machine or allocation does not have instead of silently running fewer ranks.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from collections import deque
@@ -141,26 +146,147 @@ def process_group(device: str, timeout_s: float = 1800.0) -> Iterator[str]:
         dist.destroy_process_group()
 
 
-def ranks_for(requested_gpus: int, device: str) -> int:
-    """How many data-parallel ranks to launch: the rule's GPUs when CUDA has that many, else 1 (in-process)."""
-    if requested_gpus > 1 and device.startswith("cuda") and torch.cuda.device_count() >= requested_gpus:
-        return requested_gpus
-    return 1
+@dataclass(frozen=True)
+class Topology:
+    """The data-parallel ranks of one run: `nodes` x `ranks_per_node` (one rank per GPU, or gloo processes)."""
+
+    nodes: int = 1
+    ranks_per_node: int = 1
+
+    def __post_init__(self) -> None:
+        if self.nodes < 1 or self.ranks_per_node < 1:
+            raise LmnasError(f"topology: nodes={self.nodes}, ranks_per_node={self.ranks_per_node} (expected >= 1)")
+
+    @property
+    def world_size(self) -> int:
+        return self.nodes * self.ranks_per_node
 
 
-def launch(module: str, args: Sequence[str], nproc: int, *, env: Mapping[str, str] | None = None) -> None:
-    """Run `python -m torch.distributed.run --standalone --nproc_per_node nproc -m module args` on this node.
+def topology_for(
+    nodes: int, gpus_per_node: int, device: str, *, where: str = "resources.retrain",
+    environ: Mapping[str, str] | None = None, visible_gpus: int | None = None,
+) -> Topology:
+    """The ranks for a request of `nodes` x `gpus_per_node` on `device` (already resolved: cpu/cuda[:N]).
+
+    CUDA: one rank per requested GPU on every node (at least one); this node must see that
+    many devices. CPU: one gloo rank per node; asking for GPUs then is an error (the GPUs
+    would sit idle). More than one node needs a SLURM allocation of exactly that many nodes.
+    Every refusal names what was found, so that a short allocation never trains as one rank.
+    """
+    environ = os.environ if environ is None else environ
+    if nodes < 1 or gpus_per_node < 0:
+        raise LmnasError(f"{where}: nodes={nodes}, gpus_per_node={gpus_per_node} (expected nodes >= 1, gpus_per_node >= 0)")
+    if device.startswith("cuda"):
+        found = torch.cuda.device_count() if visible_gpus is None else visible_gpus
+        if found < gpus_per_node:
+            shown = environ.get("CUDA_VISIBLE_DEVICES")
+            raise LmnasError(
+                f"{where}.gpus_per_node={gpus_per_node} but this node sees {found} CUDA device(s)"
+                f"{f' (CUDA_VISIBLE_DEVICES={shown})' if shown is not None else ''}; "
+                f"ask for at most {found}, or check that the job got its GPUs (sbatch --gres=gpu:{gpus_per_node})")
+        ranks = max(gpus_per_node, 1)
+    elif device == "cpu":
+        if gpus_per_node > 0:
+            raise LmnasError(
+                f"{where}.gpus_per_node={gpus_per_node} but the device is cpu (torch sees "
+                f"{torch.cuda.device_count() if visible_gpus is None else visible_gpus} CUDA device(s)); "
+                "set gpus_per_node: 0 to train on CPUs (one gloo rank per node), or run where CUDA is")
+        ranks = 1
+    else:
+        raise LmnasError(f"device={device!r}: data-parallel runs take 'cpu' or 'cuda'")
+    if nodes > 1:
+        allocated = slurm_nodes(environ)
+        if allocated is None:
+            raise LmnasError(
+                f"{where}.nodes={nodes} needs a SLURM allocation of {nodes} nodes (SLURM_JOB_ID is not set here); "
+                "run through the slurm profile, or set nodes: 1")
+        if allocated != nodes:
+            raise LmnasError(
+                f"{where}.nodes={nodes} but this SLURM job has {allocated} node(s) (SLURM_JOB_NUM_NODES); "
+                f"submit with --nodes={nodes}")
+    return Topology(nodes=nodes, ranks_per_node=ranks)
+
+
+def slurm_nodes(environ: Mapping[str, str]) -> int | None:
+    """The node count of the SLURM job this process runs in, or None outside one."""
+    if "SLURM_JOB_ID" not in environ:
+        return None
+    count = environ.get("SLURM_JOB_NUM_NODES") or environ.get("SLURM_NNODES")
+    if count is None or not count.isdigit():
+        raise LmnasError(f"SLURM job {environ['SLURM_JOB_ID']}: SLURM_JOB_NUM_NODES is {count!r} (expected a number)")
+    return int(count)
+
+
+def first_node(nodelist: str) -> str:
+    """The first host of a SLURM node list: 'gpu[07-08,11],cpu1' -> 'gpu07', 'a1,b2' -> 'a1'.
+
+    (What `scontrol show hostnames` would print first, without needing scontrol.)
+    """
+    head = ""
+    i = 0
+    while i < len(nodelist):
+        char = nodelist[i]
+        if char == "[":
+            # inside brackets: the first range's start ("07" of "07-08,11")
+            end = nodelist.index("]", i)
+            head += re.split(r"[-,]", nodelist[i + 1:end], maxsplit=1)[0]
+            i = end + 1
+            continue
+        if char == ",":
+            break
+        head += char
+        i += 1
+    if not head:
+        raise LmnasError(f"SLURM node list {nodelist!r}: no first host")
+    return head
+
+
+def rendezvous_port(job_id: str) -> int:
+    """A port for the c10d store, fixed per job (every node computes the same) and spread over
+    jobs, so that two jobs whose first node is the same machine do not collide."""
+    return 20000 + int(re.sub(r"\D", "", job_id) or 0) % 20000
+
+
+def launch_command(module: str, args: Sequence[str], topology: Topology,
+                   environ: Mapping[str, str] | None = None) -> list[str]:
+    """The command that starts `python -m module args` as `topology`'s ranks.
+
+    One node: `torchrun --standalone --nproc-per-node=K`. Several: inside a SLURM job,
+    `srun` one torchrun agent per node (--overlap: the calling Snakemake job step already
+    holds the first node's CPUs and GPUs; --kill-on-bad-exit: one failed node stops the
+    rest), the agents rendezvousing (c10d) on the allocation's first node.
+    """
+    environ = os.environ if environ is None else environ
+    torchrun = [sys.executable, "-m", "torch.distributed.run"]
+    if topology.nodes == 1:
+        return [*torchrun, "--standalone", f"--nproc-per-node={topology.ranks_per_node}", "-m", module, *args]
+    job = environ.get("SLURM_JOB_ID")
+    nodelist = environ.get("SLURM_JOB_NODELIST") or environ.get("SLURM_NODELIST")
+    if not job or not nodelist:
+        raise LmnasError(f"a {topology.nodes}-node launch needs SLURM_JOB_ID and SLURM_JOB_NODELIST (run inside a SLURM job)")
+    endpoint = f"{first_node(nodelist)}:{rendezvous_port(job)}"
+    n = topology.nodes
+    return [
+        "srun", "--overlap", f"--nodes={n}", f"--ntasks={n}", "--ntasks-per-node=1", "--kill-on-bad-exit=1",
+        *torchrun, f"--nnodes={n}", f"--nproc-per-node={topology.ranks_per_node}",
+        "--rdzv-backend=c10d", f"--rdzv-endpoint={endpoint}", f"--rdzv-id=lmnas-{job}",
+        "-m", module, *args,
+    ]
+
+
+def launch(module: str, args: Sequence[str], topology: Topology | int, *,
+           env: Mapping[str, str] | None = None) -> None:
+    """Start `python -m module args` as `topology`'s ranks (an int: that many on this node, standalone).
 
     Output of every rank is relayed line by line to sys.stdout (so a Snakemake rule's
     log tee sees it). A failed run raises LmnasError with the ranks' own one-line
     errors (lines starting "lmnas:"), or else the last lines of the output.
     """
-    if nproc < 1:
-        raise LmnasError(f"launch: nproc={nproc} (expected >= 1)")
-    command = [
-        sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-        "-m", module, *args,
-    ]
+    if isinstance(topology, int):
+        if topology < 1:
+            raise LmnasError(f"launch: nproc={topology} (expected >= 1)")
+        topology = Topology(nodes=1, ranks_per_node=topology)
+    command = launch_command(module, args, topology, {**os.environ, **(env or {})})
     child_env = {**os.environ, **(env or {})}
     # torchrun would set 1 anyway (with a warning); the ranks' work is on their devices.
     child_env.setdefault("OMP_NUM_THREADS", "1")
@@ -179,5 +305,7 @@ def launch(module: str, args: Sequence[str], nproc: int, *, env: Mapping[str, st
             if line.startswith("lmnas:"):
                 errors.append(line.strip())
     if process.returncode != 0:
+        where = (f"{topology.world_size}" if topology.nodes == 1
+                 else f"{topology.nodes}-node x {topology.ranks_per_node}")
         detail = "\n".join(errors) if errors else "its last lines:\n" + "\n".join(tail)
-        raise LmnasError(f"{nproc}-rank run of `python -m {module}` failed (exit {process.returncode}):\n{detail}")
+        raise LmnasError(f"{where}-rank run of `python -m {module}` failed (exit {process.returncode}):\n{detail}")
