@@ -26,7 +26,7 @@ from lmnas.archgpt.model import ArchGPTConfig, build_model
 from lmnas.errors import LmnasError
 from lmnas.nasbench101.cell import AVAILABLE_OPS, CellSpec
 from lmnas.nasbench101.opslot import BOS_ID, EOS_ID, MAX_LENGTH, PAD_ID, TOKENS, encode_cell, to_ids
-from lmnas.spaces.nas_bench_101 import canonical_cell
+from lmnas.nasbench101.canonical import canonical_cell
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -41,6 +41,7 @@ from torch import nn
 
 from lmnas.errors import LmnasError
 from lmnas.nasbench101 import AVAILABLE_OPS, CellSpec, build_network, random_cell
+from lmnas.nasbench101.canonical import canonical_cell
 from lmnas.nasbench101.cell import INPUT, MAX_VERTICES, OUTPUT, Matrix
 from lmnas.spaces import SPACES
 from lmnas.spaces.base import SearchSpace
@@ -63,48 +64,6 @@ _NEAREST_CACHE = 1 << 16  # (cell, excluded) pairs whose nearest candidates are 
 
 
 # ---- canonical form and key ---------------------------------------------------------------------
-
-
-def _topological_orders(matrix: Matrix) -> Iterator[tuple[int, ...]]:
-    """Every vertex order (new position → old vertex) that keeps the matrix upper-triangular.
-    In a pruned cell input comes first and output last in every such order."""
-    n = len(matrix)
-    preds = [{u for u in range(n) if matrix[u][v]} for v in range(n)]
-
-    def extend(order: list[int], placed: set[int]) -> Iterator[tuple[int, ...]]:
-        if len(order) == n:
-            yield tuple(order)
-            return
-        for v in range(n):
-            if v not in placed and preds[v] <= placed:
-                order.append(v)
-                placed.add(v)
-                yield from extend(order, placed)
-                order.pop()
-                placed.discard(v)
-
-    yield from extend([], set())
-
-
-@lru_cache(maxsize=1 << 16)
-def _canonical(matrix: Matrix, ops: tuple[str, ...]) -> CellSpec:
-    n = len(ops)
-    best: tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]] | None = None
-    for order in _topological_orders(matrix):
-        bits = tuple(matrix[order[i]][order[j]] for i in range(n) for j in range(i + 1, n))
-        labels = tuple(_OP_INDEX[ops[v]] for v in order[1:-1])
-        if best is None or (bits, labels) < best[:2]:
-            best = (bits, labels, order)
-    assert best is not None  # a validated cell has at least one topological order
-    order = best[2]
-    return CellSpec(tuple(tuple(matrix[order[i]][order[j]] for j in range(n)) for i in range(n)),
-                    tuple(ops[v] for v in order))
-
-
-def canonical_cell(cell: CellSpec) -> CellSpec:
-    """The pruned cell in canonical vertex order (cached: cheap for a cell seen before)."""
-    pruned = cell.pruned()
-    return _canonical(pruned.matrix, pruned.ops)
 
 
 @lru_cache(maxsize=1 << 16)
