@@ -112,3 +112,15 @@ def test_genius_search_from_the_command_line_then_replayed(tmp_path, capsys, mon
     assert live == replay
     for path in (tmp_path / "live").rglob("*"):
         assert "sk-cli-test-key-123" not in path.read_text(errors="ignore")
+
+
+def test_the_parser_is_built_without_importing_torch():
+    """`lmnas --help` must answer at once: torch (seconds to import) is loaded only by the commands that use it."""
+    src = Path(__file__).resolve().parents[1] / "src"
+    code = ("import sys; import lmnas.cli as c; c.build_parser()\n"
+            "heavy = sorted(m for m in ('torch', 'numpy', 'pyarrow', 'pandas') if m in sys.modules)\n"
+            "print(','.join(heavy))")
+    result = subprocess.run([sys.executable, "-c", code], env={"PYTHONPATH": str(src), "PATH": ""},
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "torch" not in result.stdout.strip().split(","), result.stdout

@@ -83,6 +83,21 @@ def test_bad_command_line_input_is_refused_and_writes_nothing(tmp_path):
     print("\n" + "\n".join(table))
 
 
+def test_a_bad_table_is_one_line_naming_it(tmp_path):
+    """Random bytes and a word where a number belongs: one line naming the file (and the record), exit 1."""
+    bad, word = tmp_path / "bad", tmp_path / "word"
+    bad.mkdir(), word.mkdir()
+    (bad / "nas-bench-macro_cifar10.json").write_bytes(bytes(range(128, 256)) * 8)
+    row = {"mean_acc": 91.0, "std": 0.1, "params": 1, "flops": 2}
+    (word / "nas-bench-macro_cifar10.json").write_text(json.dumps({"12000000": {**row, "mean_acc": "high"}}))
+    _monkeypatch.setenv("LMNAS_BENCHMARKS_DIR", str(bad))
+    refused(lmnas(*MACRO, "--budget", "3", "--out", "run", cwd=tmp_path),
+            f"benchmark table {bad / 'nas-bench-macro_cifar10.json'}: not JSON text")
+    _monkeypatch.setenv("LMNAS_BENCHMARKS_DIR", str(word))
+    refused(lmnas(*MACRO, "--budget", "3", "--out", "run2", cwd=tmp_path),
+            "record '12000000', column 'mean_acc': 'high' is not a number")
+
+
 def test_a_folder_holding_another_run_is_refused_then_restarted_aside(tmp_path):
     assert lmnas(*MACRO, "--seed", "0", "--budget", "10", "--out", "run", cwd=tmp_path).returncode == 0
     before = (tmp_path / "run" / "journal.jsonl").read_text()

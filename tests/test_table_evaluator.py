@@ -63,8 +63,27 @@ def test_missing_file_names_the_path_and_how_to_fix_it(tmp_path):
 
 def test_broken_table_is_a_clear_error(tmp_path):
     (tmp_path / "nas-bench-macro_cifar10.json").write_text('{"12000000": {"mean_acc": 91.0}}')
-    with pytest.raises(LmnasError, match=r"record '12000000' lacks a numeric 'std' column"):
+    with pytest.raises(LmnasError, match=r"record '12000000' has no column 'std' \(it has \['mean_acc'\]\)"):
         table_evaluator(benchmarks_dir=str(tmp_path)).evaluate(create_space("nas-bench-macro"), (1, 2) + (0,) * 6, seed=0)
+
+
+@pytest.mark.parametrize("value", ["high", None, True, [91.0]])
+def test_a_non_numeric_value_names_the_file_record_column_and_value(tmp_path, value):
+    row = {"mean_acc": 91.0, "std": 0.1, "params": 1, "flops": 2}
+    (tmp_path / "nas-bench-macro_cifar10.json").write_text(json.dumps({"12000000": row, "22000000": {**row, "std": value}}))
+    with pytest.raises(LmnasError) as info:
+        table_evaluator(benchmarks_dir=str(tmp_path)).evaluate(create_space("nas-bench-macro"), (1, 2) + (0,) * 6, seed=0)
+    assert str(info.value) == (f"benchmark table {tmp_path / 'nas-bench-macro_cifar10.json'}: record '22000000', "
+                               f"column 'std': {value!r} is not a number")
+
+
+def test_a_table_of_random_bytes_is_named_not_a_traceback(tmp_path):
+    (tmp_path / "nas-bench-macro_cifar10.json").write_bytes(bytes(random.Random(0).randrange(256) for _ in range(4096)))
+    with pytest.raises(LmnasError) as info:
+        table_evaluator(benchmarks_dir=str(tmp_path)).evaluate(create_space("nas-bench-macro"), (1,) * 8, seed=0)
+    message = str(info.value)
+    assert message.startswith(f"benchmark table {tmp_path / 'nas-bench-macro_cifar10.json'}: not JSON text")
+    assert "expected a JSON object keyed by architecture" in message
 
 
 def test_folder_comes_from_setting_then_env_then_default(tiny_macro_dir, tmp_path, monkeypatch):

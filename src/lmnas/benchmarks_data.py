@@ -64,8 +64,11 @@ def load_table(path: str | Path) -> dict[str, Any]:
             f"to the folder holding the NAS benchmark tables (default: {default_benchmarks_dir() or 'none, installed package'})"
         )
     try:
-        with path.open() as f:
+        with path.open(encoding="utf-8") as f:
             table = json.load(f)
+    except UnicodeDecodeError as exc:  # random bytes, a zip, a pickle: json.load never gets to parse it
+        raise LmnasError(f"benchmark table {path}: not JSON text (byte {exc.start} is not UTF-8); expected a "
+                         f"JSON object keyed by architecture, as in the benchmarks folder's README") from None
     except (OSError, json.JSONDecodeError) as exc:
         raise LmnasError(f"benchmark table {path}: cannot read it as JSON ({exc})") from None
     if not isinstance(table, dict) or not table:
@@ -247,12 +250,29 @@ def _nb101_naslib_rows(path: Path, raw: dict[str, Any]) -> dict[str, dict[str, A
     }
 
 
-def _nb101_hash_row(path: Path, module_hash: str, row: Any) -> dict[str, Any]:
+def numeric(path: Path, key: str, record: Any, column: str) -> float:
+    """`record[column]` as a number, or a LmnasError naming the file, record, column and value."""
+    if not isinstance(record, dict):
+        raise LmnasError(f"benchmark table {path}: record {key!r} is {type(record).__name__}, "
+                         f"expected an object of columns such as {column!r}")
+    if column not in record:
+        raise LmnasError(f"benchmark table {path}: record {key!r} has no column {column!r} "
+                         f"(it has {sorted(record)[:8]})")
+    value = record[column]
     try:
-        out: dict[str, Any] = {f"val_acc_{e}": 100.0 * float(row[f"val_acc_{e}"]) for e in NB101_HASH20K_EPOCHS}
-        out["params"], out["training_time_s_108"] = int(row["params"]), float(row["training_time_s_108"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise LmnasError(f"benchmark table {path}: record {module_hash!r} lacks a numeric {exc} column") from None
+        if isinstance(value, bool):  # float(True) is 1.0: a flag is not a measurement
+            raise TypeError
+        return float(value)
+    except (TypeError, ValueError):
+        raise LmnasError(f"benchmark table {path}: record {key!r}, column {column!r}: {value!r} "
+                         f"is not a number") from None
+
+
+def _nb101_hash_row(path: Path, module_hash: str, row: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {f"val_acc_{e}": 100.0 * numeric(path, module_hash, row, f"val_acc_{e}")
+                           for e in NB101_HASH20K_EPOCHS}
+    out["params"] = int(numeric(path, module_hash, row, "params"))
+    out["training_time_s_108"] = numeric(path, module_hash, row, "training_time_s_108")
     return out
 
 

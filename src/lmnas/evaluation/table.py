@@ -25,6 +25,7 @@ from lmnas.benchmarks_data import (
     TableSpec,
     TableStats,
     load_spec_table,
+    numeric,
     resolve_benchmarks_dir,
     table_path,
     table_spec,
@@ -111,22 +112,15 @@ class TableEvaluator(Evaluator):
         return lookup
 
     def _row(self, spec: TableSpec, path: Path, key: str, record: dict[str, Any]) -> _Row:
-        try:
-            metrics = {"accuracy": float(record[spec.metric])}
-            if spec.test_metric:
-                metrics["test_accuracy"] = float(record[spec.test_metric])
-            if spec.val_metric:
-                metrics["val_accuracy"] = float(record[spec.val_metric])
-            if spec.std_metric:
-                metrics["std"] = float(record[spec.std_metric])
-            return _Row(
-                metrics=metrics,
-                cost_s=float(record[spec.cost]) if spec.cost else self.cost_per_query_s,
-                params=int(record[spec.params]) if spec.params else None,
-                flops=int(record[spec.flops]) if spec.flops else None,
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise LmnasError(f"benchmark table {path}: record {key!r} lacks a numeric {exc} column") from None
+        columns = {"accuracy": spec.metric, "test_accuracy": spec.test_metric, "val_accuracy": spec.val_metric,
+                   "std": spec.std_metric}
+        metrics = {name: numeric(path, key, record, column) for name, column in columns.items() if column}
+        return _Row(
+            metrics=metrics,
+            cost_s=numeric(path, key, record, spec.cost) if spec.cost else self.cost_per_query_s,
+            params=int(numeric(path, key, record, spec.params)) if spec.params else None,
+            flops=int(numeric(path, key, record, spec.flops)) if spec.flops else None,
+        )
 
     def evaluate(
         self, space: SearchSpace, genotype: Genotype, *, seed: int, lineage: dict[str, Any] | None = None

@@ -1,24 +1,31 @@
-"""NAS-Bench-101: the cell spec and hash, its records (JSON / Parquet / tfrecord), the network."""
+"""NAS-Bench-101: the cell spec and hash, its records (JSON / Parquet / tfrecord), the network.
 
-from lmnas.nasbench101.cell import AVAILABLE_OPS, CellSpec, hash_module, random_cell
-from lmnas.nasbench101.network import NB101Cell, NB101Network, build_network, count_parameters
-from lmnas.nasbench101.records import Record, dedup_records, load_records
-from lmnas.nasbench101.tfrecord import NasbenchRun, read_runs, summarise_runs, write_tfrecord
+Names are imported on first use (PEP 562), so `lmnas --help`, which imports the `nb101`
+sub-command's parser from this package, does not pay for torch (the network module).
+"""
 
-__all__ = [
-    "AVAILABLE_OPS",
-    "CellSpec",
-    "NB101Cell",
-    "NB101Network",
-    "NasbenchRun",
-    "Record",
-    "build_network",
-    "count_parameters",
-    "dedup_records",
-    "hash_module",
-    "load_records",
-    "random_cell",
-    "read_runs",
-    "summarise_runs",
-    "write_tfrecord",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_HOMES = {
+    "AVAILABLE_OPS": "cell", "CellSpec": "cell", "hash_module": "cell", "random_cell": "cell",
+    "NB101Cell": "network", "NB101Network": "network", "build_network": "network", "count_parameters": "network",
+    "Record": "records", "dedup_records": "records", "load_records": "records",
+    "NasbenchRun": "tfrecord", "read_runs": "tfrecord", "summarise_runs": "tfrecord", "write_tfrecord": "tfrecord",
+}
+
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_HOMES))
