@@ -14,6 +14,9 @@ import csv
 import io
 import json
 import os
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -43,7 +46,7 @@ def prepared(tmp_path_factory):
     return root
 
 
-def retrain_in(prepared: Path, out: str, nproc: int, **kw) -> tuple[dict, str]:
+def retrain_in(prepared: Path, out: str, nproc: int, recipe: dict = RECIPE, **kw) -> tuple[dict, str]:
     """retrain_best on the CPU with `nproc` ranks; returns its metrics and everything it printed."""
     from lmnas.retrain import retrain_best
 
@@ -51,7 +54,7 @@ def retrain_in(prepared: Path, out: str, nproc: int, **kw) -> tuple[dict, str]:
     with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(printed):
         for name, value in ONE_THREAD.items():
             mp.setenv(name, value)
-        metrics = retrain_best(prepared / "best.json", prepared / "data", prepared / out, RECIPE,
+        metrics = retrain_best(prepared / "best.json", prepared / "data", prepared / out, recipe,
                                seed=0, device="cpu", nproc=nproc, **kw)
     return metrics, printed.getvalue()
 
@@ -232,6 +235,66 @@ def test_two_ranks_resume_from_the_last_epoch(prepared, two_ranks):
     again = load_file(out / "model.safetensors")
     assert straight.keys() == again.keys() and all(torch.equal(straight[k], again[k]) for k in straight)
     assert resumed["test_acc"] == two_ranks[0]["test_acc"]
+
+
+# What differs between two runs of the same training: wall time and how it was reached.
+TIMING = {"seconds", "train_images_per_s", "resumed_from_epoch"}
+
+
+def same_run(a: dict, b: dict) -> dict:
+    """The metrics of `a` that differ from `b`'s, timing keys aside (empty: the same result)."""
+    return {k: (a.get(k), b.get(k)) for k in a.keys() | b.keys() if k not in TIMING and a.get(k) != b.get(k)}
+
+
+def group_gone(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+@pytest.mark.slow
+def test_sigkill_of_the_whole_2_rank_launch_resumes_to_the_uninterrupted_run(prepared):
+    """torchrun and both ranks killed (SIGKILL to the process group) after the first checkpoint;
+    the rerun resumes from the newest complete checkpoint and ends bit for bit where a run
+    that was never killed ends."""
+    from lmnas.retrain import retrain_args
+
+    recipe = {**RECIPE, "epochs": 5}
+    out = prepared / "killed"
+    args = retrain_args(prepared / "best.json", prepared / "data", out, recipe, seed=0, device="cpu", progress=False)
+    # the production command (torchrun --standalone --nproc-per-node=2 -m lmnas.retrain ...), in a group of its own
+    command = distributed.launch_command("lmnas.retrain", args, distributed.Topology(1, 2))
+    env = {**os.environ, **ONE_THREAD, "PYTHONPATH": str(SRC)}
+    launch = subprocess.Popen(command, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while not (out / "checkpoints" / "epoch-0001.pt").exists():
+        assert launch.poll() is None and time.time() < deadline, "the 2-rank run ended or stalled before epoch 1"
+        time.sleep(0.02)
+    os.killpg(launch.pid, signal.SIGKILL)  # the agent and both ranks at once: no rank cleans up
+    launch.wait()
+    deadline = time.time() + 60
+    while not group_gone(launch.pid):
+        assert time.time() < deadline, "ranks outlived SIGKILL of their process group"
+        time.sleep(0.1)
+    assert not (out / "metrics.json").exists(), "killed too late: the run had already finished"
+    kept = sorted(p.name for p in (out / "checkpoints").iterdir() if p.suffix == ".pt")
+    killed_at = int(kept[-1][len("epoch-"):-len(".pt")])
+    assert 1 <= killed_at < recipe["epochs"]
+    print(f"2-rank launch SIGKILLed with epoch {killed_at}/{recipe['epochs']} checkpointed")
+
+    resumed, _ = retrain_in(prepared, "killed", 2, recipe, progress=False)
+    straight, _ = retrain_in(prepared, "straight", 2, recipe, progress=False)
+    assert resumed["resumed_from_epoch"] == killed_at and straight["resumed_from_epoch"] == 0
+    assert resumed["epochs"] == straight["epochs"] == recipe["epochs"] and resumed["world_size"] == 2
+    assert same_run(resumed, straight) == {}  # test/val/train loss and accuracy, images seen: equal, not close
+    a, b = load_file(out / "model.safetensors"), load_file(prepared / "straight" / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    logged = [{k: v for k, v in r.items() if k not in {"seconds", "images_per_s"}} for r in read_rows(out / "log.csv")]
+    assert logged == [{k: v for k, v in r.items() if k not in {"seconds", "images_per_s"}}
+                      for r in read_rows(prepared / "straight" / "log.csv")]
 
 
 @pytest.mark.slow

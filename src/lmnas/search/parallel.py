@@ -16,36 +16,16 @@ from __future__ import annotations
 import inspect
 import multiprocessing as mp
 import os
-import signal
 import sys
-import threading
-import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from typing import Any
 
 from lmnas.evaluation.base import EvalResult, Evaluator
+from lmnas.processes import die_with_parent
 from lmnas.spaces.base import Genotype, SearchSpace
 
 _WORKER: dict[str, Any] = {}
-
-
-def die_with_parent(parent_pid: int) -> None:
-    """End this process when `parent_pid` ends (kill -9 included)."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: the kernel kills us when the parent dies
-    if os.getppid() != parent_pid:  # the parent died before the signal was armed
-        os._exit(1)
-
-    def watch() -> None:
-        while os.getppid() == parent_pid:
-            time.sleep(1.0)
-        os._exit(1)
-
-    threading.Thread(target=watch, name="lmnas-parent-watch", daemon=True).start()
 
 
 def set_threads(threads: int) -> None:

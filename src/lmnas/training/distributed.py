@@ -30,6 +30,7 @@ import torch.distributed as dist
 from torch import Tensor, nn
 
 from lmnas.errors import LmnasError
+from lmnas.processes import die_with_parent
 
 
 @dataclass(frozen=True)
@@ -126,6 +127,11 @@ def process_group(device: str, timeout_s: float = 1800.0) -> Iterator[str]:
     if env is None or dist.is_initialized():
         yield device
         return
+    # torchrun gives every rank a session of its own: without this, a killed agent (kill -9 of
+    # the launch, of its process group, of the Snakemake job) leaves its ranks training on,
+    # racing the rerun for the checkpoints. An agent that died before this line took the
+    # group's store with it: joining below then fails, before any rank writes a file.
+    die_with_parent(os.getppid())
     if device.startswith("cuda"):
         if torch.cuda.device_count() <= env.local_rank:
             raise LmnasError(
