@@ -5,12 +5,16 @@
 #      a GPU request the cluster cannot serve is refused before --forcerun deletes anything;
 #      the search's candidates as SLURM jobs (tests/test_slurm_cluster.py: identical to local,
 #      kill -9 + rerun, cancelled job resubmitted).
+#      Multi-node retraining on the 1-node cluster: 2 tasks standing for 2 nodes run launch_command's
+#      torchrun --nnodes=2 c10d line (tests/test_slurm_multinode.py).
 #   2. no accounting: the default sacct status query is refused at once (it would hang), the chain
 #      runs with --slurm-status-command squeue, and the candidate executor with "status": "squeue".
+#   3. two nodes: a private 2-slurmd cluster beside it (.ci/slurm-two-nodes.sh), where a --nodes=2 job
+#      retrains through srun + torchrun rendezvous as the retrain rule does (tests/test_slurm_multinode.py).
 # The cluster comes from ../shared/cluster/slurm-single-node.sh (CI has shared/ beside the clone;
 # SLURM_RECIPE overrides): one tested recipe for every project on these machines, not a copy that
 # drifts. Its daemons are stopped by PID file at exit, whatever happens.
-#   .ci/slurm.sh [all|accounting|no-accounting]      (default all)
+#   .ci/slurm.sh [all|accounting|no-accounting|two-nodes]      (default all)
 set -euo pipefail
 PHASE=${1:-all}
 cd "$(dirname "$0")/.."
@@ -20,7 +24,7 @@ RECIPE=${SLURM_RECIPE:-../shared/cluster/slurm-single-node.sh}
 WORK=$(mktemp -d /tmp/lmnas-slurm-ci.XXXXXX)
 export PYTHONPATH=$PWD/src${PYTHONPATH:+:$PYTHONPATH}
 export LMNAS_SLURM_EXPECTED=1      # tests/test_slurm_cluster.py fails (not skips) without a cluster
-trap 'bash "$RECIPE" stop' EXIT
+trap 'bash .ci/slurm-two-nodes.sh stop; bash "$RECIPE" stop' EXIT
 T0=$(date +%s)
 say() { echo "slurm-ci: +$(( $(date +%s) - T0 ))s $*"; }
 # The plugin's own hang cannot outlive CI: TERM, then KILL 30 s later (SIGTERM alone does not stop it).
@@ -56,6 +60,9 @@ say "GPU request beyond the cluster refused, outputs kept"
 t=$(date +%s)
 python -m pytest -q -p no:cacheprovider tests/test_slurm_cluster.py
 say "candidate executor on SLURM (sacct) in $(( $(date +%s) - t )) s"
+t=$(date +%s)
+python -m pytest -q -p no:cacheprovider tests/test_slurm_multinode.py
+say "2-node torchrun line as 2 tasks of the 1-node cluster in $(( $(date +%s) - t )) s"
 bash "$RECIPE" stop
 fi
 
@@ -77,5 +84,18 @@ say "chain through the slurm profile (squeue status) in $(( $(date +%s) - t )) s
 t=$(date +%s)
 LMNAS_SLURM_STATUS=squeue python -m pytest -q -p no:cacheprovider tests/test_slurm_cluster.py -k match_the_local
 say "candidate executor on SLURM (squeue) in $(( $(date +%s) - t )) s"
+fi
+
+# ---- 3. two slurmd nodes on this host -------------------------------------------------------------
+if [ "$PHASE" = all ] || [ "$PHASE" = two-nodes ]; then
+[ "$PHASE" = two-nodes ] && up 0   # the packages and munged
+t=$(date +%s)
+bash .ci/slurm-two-nodes.sh > "$WORK/two-nodes.log" 2>&1 || { cat "$WORK/two-nodes.log"; exit 1; }
+say "private 2-node cluster up in $(( $(date +%s) - t )) s"
+t=$(date +%s)
+SLURM_CONF=/tmp/lmnas-slurm-2nodes/slurm.conf LMNAS_SLURM_NODES=2 \
+  python -m pytest -q -p no:cacheprovider tests/test_slurm_multinode.py
+say "retrain on 2 nodes (srun + torchrun c10d rendezvous) in $(( $(date +%s) - t )) s"
+bash .ci/slurm-two-nodes.sh stop
 fi
 say "done ($PHASE)"
