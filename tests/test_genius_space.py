@@ -237,3 +237,25 @@ def test_forward_backward_small_input():
     assert out.shape == (2, 10)
     out.logsumexp(1).sum().backward()
     assert all(p.grad is not None for p in model.parameters())
+
+
+def test_network_is_initialised_as_genius_does_with_timm():
+    """GENIUS calls timm's efficientnet_init_weights (TF MnasNet init): conv std sqrt(2 / fan_out) with
+    fan_out = k*k*out/groups, so a 5x5 depthwise conv gets sqrt(2/25) = 0.283 (torch's fan-out
+    kaiming would give ~0.01); the classifier is uniform(+-1/sqrt(out_features)), biases zero."""
+    torch.manual_seed(0)
+    model = create_space("genius-imagenet").build(GENIUS_401)
+    depthwise = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d) and m.groups > 1]
+    assert {m.kernel_size[0] for m in depthwise} == {3, 5, 7}
+    for m in (m for m in model.modules() if isinstance(m, torch.nn.Conv2d)):
+        fan_out = m.kernel_size[0] * m.kernel_size[1] * m.out_channels // m.groups
+        assert m.weight.std().item() == pytest.approx((2 / fan_out) ** 0.5, rel=0.1), m
+        assert m.bias is None or not m.bias.any()
+    k5 = next(m for m in depthwise if m.kernel_size[0] == 5)
+    assert k5.weight.std().item() == pytest.approx(0.283, abs=0.01)
+    classifier = model.head[-1]
+    bound = 1 / 1000 ** 0.5
+    assert classifier.weight.abs().max().item() <= bound
+    assert classifier.weight.abs().max().item() > 0.999 * bound  # uniform up to the bound, not normal(0, 0.01)
+    assert classifier.weight.std().item() == pytest.approx(bound / 3 ** 0.5, rel=0.02)
+    assert not classifier.bias.any()

@@ -46,6 +46,7 @@ from typing import Any, NamedTuple
 
 import torch
 from torch import nn
+from timm.models._efficientnet_builder import efficientnet_init_weights
 from torchvision.models.mobilenetv3 import InvertedResidual, InvertedResidualConfig
 from torchvision.ops import Conv2dNormActivation
 
@@ -183,17 +184,10 @@ class GeniusNet(nn.Module):
             nn.Dropout(dropout),
             nn.Linear(HEAD_WIDTH, num_classes),
         )
-        for m in self.modules():  # MobileNet-style init, as timm's efficientnet_init_weights
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out")
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, 0, 0.01)
-                nn.init.zeros_(m.bias)
+        # GENIUS's init (genius.py calls it): convs normal(0, sqrt(2 / fan_out)) with fan_out =
+        # k*k*out_channels / groups (so a depthwise 5x5 gets std sqrt(2/25) = 0.28), BN (1, 0),
+        # linears uniform(+-1/sqrt(out_features)), biases 0.
+        efficientnet_init_weights(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # [B, C, H, W] → logits [B, num_classes]
         return self.head(self.pool(self.features(x)))
