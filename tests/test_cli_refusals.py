@@ -207,3 +207,18 @@ def test_a_folder_whose_run_made_no_evaluation_is_no_result_to_protect(tmp_path)
     (run / "journal.jsonl").write_text("")  # a folder holding anything else is still protected
     (run / "notes.txt").write_text("mine")
     refused(lmnas(*MACRO, "--seed", "2", "--budget", "4", "--out", "run", cwd=tmp_path), "(differ: seed)")
+
+
+@pytest.mark.parametrize("space, file", [("channel-bench-macro-mobilenet", "Results_MobileNet.json"),
+                                         ("channel-bench-macro-resnet", "Results_ResNet.json")])
+def test_a_missing_channel_bench_table_says_how_to_copy_it(space, file, tmp_path):
+    """Channel-Bench-Macro is not shipped: the line names the file, where to put it and the command that copies it."""
+    tables = tmp_path / "tables"
+    tables.mkdir()
+    _monkeypatch.setenv("LMNAS_BENCHMARKS_DIR", str(tables))
+    refused(lmnas("search", "--space", space, "--strategy", "random", "--quiet", "--budget", "3", "--out", "run",
+                  cwd=tmp_path),
+            f"benchmark table {tables / file} not found: Channel-Bench-Macro is not shipped",
+            f"into {tables}: curl -L -o {tables / file} https://raw.githubusercontent.com/mingkai-zheng/GENIUS/"
+            f"97361d30b2da337edd0c8e1ed71b7c88b4a85d38/benchmark/{file}")
+    assert not (tmp_path / "run").exists()
