@@ -196,6 +196,8 @@ class GeniusNet(nn.Module):
 @SPACES.register("genius-imagenet")
 class GeniusImageNetSpace(SearchSpace):
     name = "genius-imagenet"
+    canonical_form = ("each stage's later skips moved to the end of the stage (a skip there is no layer, "
+                      "so the network is the same)")
 
     def __init__(
         self,
