@@ -68,6 +68,18 @@ def _search(args: argparse.Namespace) -> None:
         options = section["options"] = {k: dict(v) for k, v in section.get("options", {}).items()}
         options.setdefault(section["strategy"], {}).update(llm)
     validate_search_section(section, args.config or "command line")
+    if section["strategy"] in ("ga-gpt", "random-gpt") and not args.archgpt:  # name the flag, not the config key
+        chose = "--strategy" if args.strategy else f"{args.config}: search.strategy"
+        raise LmnasError(f"{chose} {section['strategy']} needs a fine-tuned architecture GPT: pass --archgpt DIR "
+                         f"(the workflow's train_archgpt stage writes one to results/<run_name>/archgpt/finetuned)")
+    if args.data:
+        from lmnas.data.shards import MANIFEST_NAME, prepare_command
+
+        if not (Path(args.data) / MANIFEST_NAME).is_file():
+            name = Path(args.data).name
+            raise LmnasError(f"--data {args.data}: no prepared dataset there (no {MANIFEST_NAME}); make it with "
+                             f"`{prepare_command(args.data)}` in the checkout (for a dataset {name!r} under `datasets:` "
+                             f"in config/config.yaml), then pass --data data/prepared/{name}")
     summary = search_from_config(
         section,
         data_dir=Path(args.data) if args.data else None,
@@ -101,8 +113,13 @@ def _arch(args: argparse.Namespace) -> None:
     genotype = space.parse(args.genotype)
     model = space.build(genotype)
     measured = measure(model, space.input_shape)  # "flops" there = torch's multiply-adds
-    out = {"space": space.name, "genotype": space.key(genotype), "params": measured["params"],
+    key = space.key(genotype)
+    out = {"space": space.name, "genotype": key, "params": measured["params"],
            "flops": measured["flops"], "macs": measured["flops"], "input_shape": list(space.input_shape)}
+    if "".join(args.genotype.split()).strip("[]") != key:  # the key is not the text given (spacing aside)
+        out["given"] = args.genotype
+        out["canonical"] = f"genotype is the canonical form of the one given: {space.canonical_form}"
+        print(f"lmnas: printing the canonical form of --genotype: {space.canonical_form}", file=sys.stderr)
     if callable(getattr(space, "macs", None)):  # a paper-convention count (GENIUS: thop at 224 px)
         out["flops"] = space.flops(genotype)
         out["flops_convention"] = {k: v for k, v in space.settings().items() if k.startswith("flops_")}

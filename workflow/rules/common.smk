@@ -110,15 +110,18 @@ def benchmark_tables():
     """The table files a table search reads (inputs, so a changed table reruns the search)."""
     if search_needs_data():
         return []
-    from lmnas.benchmarks_data import table_spec
+    from lmnas.benchmarks_data import require_table, table_spec
     from lmnas.evaluation import EVALUATORS
     settings = config["search"]["options"].get("table", {})
     evaluator = EVALUATORS.create("table", **{**settings, "benchmarks_dir": str(CFG.benchmarks_dir)})
     spec = table_spec(config["search"]["space"], evaluator.dataset, evaluator.epochs, evaluator.metric, evaluator.table)
-    table = CFG.benchmarks_dir / spec.file
-    # A table that is not there (Channel-Bench-Macro is not shipped) is no input: the search stage
-    # then stops with the evaluator's error naming where to get it, instead of a bare missing-file.
-    return [str(table)] if table.exists() else []
+    try:
+        table = require_table(CFG.benchmarks_dir / spec.file)
+    except LmnasError as error:
+        # A missing table (Channel-Bench-Macro is not shipped) stops the DAG, dry runs too, with the
+        # line saying how to get it; only when a stage that reads it is asked for (an input function).
+        sys.exit(f"lmnas: {error}")
+    return [str(table)]
 
 
 def enabled(stage):

@@ -26,6 +26,7 @@ from lmnas.benchmarks_data import (
     TableStats,
     load_spec_table,
     numeric,
+    require_table,
     resolve_benchmarks_dir,
     table_path,
     table_spec,
@@ -165,7 +166,7 @@ class TableEvaluator(Evaluator):
         return table_stats(space.name, self.dataset, self.epochs, self.metric, self.benchmarks_dir, self.table)
 
     def input_files(self, space: SearchSpace) -> dict[str, Path]:
-        return {"table": table_path(self.spec(space), self.benchmarks_dir)}
+        return {"table": require_table(table_path(self.spec(space), self.benchmarks_dir))}
 
     def settings(self) -> dict[str, Any]:
         return {"name": self.name, "benchmarks_dir": str(self.benchmarks_dir), "dataset": self.dataset,
