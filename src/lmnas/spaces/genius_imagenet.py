@@ -187,6 +187,10 @@ class GeniusNet(nn.Module):
         # GENIUS's init (genius.py calls it): convs normal(0, sqrt(2 / fan_out)) with fan_out =
         # k*k*out_channels / groups (so a depthwise 5x5 gets std sqrt(2/25) = 0.28), BN (1, 0),
         # linears uniform(+-1/sqrt(out_features)), biases 0.
+        self.init_weights()
+
+    def init_weights(self) -> None:
+        """GENIUS's (timm's EfficientNet) init; transfer's from-scratch baseline calls it too."""
         efficientnet_init_weights(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # [B, C, H, W] → logits [B, num_classes]
