@@ -21,5 +21,7 @@ rule train_archgpt:
     threads: rule_threads("train_archgpt")
     resources:
         **rule_resources("train_archgpt"),
+    conda:
+        "../envs/lmnas.yaml"
     script:
         "../scripts/train_archgpt.py"

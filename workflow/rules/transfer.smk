@@ -22,6 +22,8 @@ rule transfer:
     threads: rule_threads("transfer")
     resources:
         **rule_resources("transfer"),
+    conda:
+        "../envs/lmnas.yaml"
     script:
         "../scripts/transfer.py"
 
@@ -49,5 +51,7 @@ rule transfer_more:
     threads: rule_threads("transfer")
     resources:
         **rule_resources("transfer"),
+    conda:
+        "../envs/lmnas.yaml"
     script:
         "../scripts/transfer.py"
