@@ -28,6 +28,7 @@ RUN = str(CFG.results_dir)
 PREPARED = "data/prepared"
 LOGS = f"{RUN}/logs"
 
+
 wildcard_constraints:
     dataset=r"[A-Za-z0-9_-]+",
 
@@ -106,12 +107,15 @@ def transfer_datasets():
     # transfer/metrics.json as always; each further one transfer/<name>/metrics.json.
     names = config["transfer"]["dataset"]
     return [names] if isinstance(names, str) else list(names)
+
+
 def benchmark_tables():
     """The table files a table search reads (inputs, so a changed table reruns the search)."""
     if search_needs_data():
         return []
     from lmnas.benchmarks_data import table_spec
     from lmnas.evaluation import EVALUATORS
+
     settings = config["search"]["options"].get("table", {})
     evaluator = EVALUATORS.create("table", **{**settings, "benchmarks_dir": str(CFG.benchmarks_dir)})
     spec = table_spec(config["search"]["space"], evaluator.dataset, evaluator.epochs, evaluator.metric, evaluator.table)

@@ -7,7 +7,9 @@ rule encode_corpus:
         pretrain=f"{RUN}/corpus/pretrain.parquet",
         finetune=f"{RUN}/corpus/finetune.parquet",
         vocab=f"{RUN}/corpus/vocab.json",
-        summary=report(f"{RUN}/corpus/summary.json", caption="../report/corpus_summary.rst", category="Architecture corpus"),
+        summary=report(
+            f"{RUN}/corpus/summary.json", caption="../report/corpus_summary.rst", category="Architecture corpus"
+        ),
         headline=headline("encode_corpus"),
     params:
         corpus=config["corpus"],

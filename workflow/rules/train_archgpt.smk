@@ -7,8 +7,12 @@ rule train_archgpt:
     output:
         pretrained=directory(f"{RUN}/archgpt/pretrained"),
         finetuned=directory(f"{RUN}/archgpt/finetuned"),
-        metrics=report(f"{RUN}/archgpt/metrics.json", caption="../report/archgpt_metrics.rst", category="Architecture GPT"),
-        curves=report(f"{RUN}/archgpt/loss_curves.png", caption="../report/archgpt_curves.rst", category="Architecture GPT"),
+        metrics=report(
+            f"{RUN}/archgpt/metrics.json", caption="../report/archgpt_metrics.rst", category="Architecture GPT"
+        ),
+        curves=report(
+            f"{RUN}/archgpt/loss_curves.png", caption="../report/archgpt_curves.rst", category="Architecture GPT"
+        ),
         headline=headline("train_archgpt"),
     params:
         archgpt=config["archgpt"],
