@@ -119,8 +119,9 @@ def benchmark_tables():
     settings = config["search"]["options"].get("table", {})
     evaluator = EVALUATORS.create("table", **{**settings, "benchmarks_dir": str(CFG.benchmarks_dir)})
     spec = table_spec(config["search"]["space"], evaluator.dataset, evaluator.epochs, evaluator.metric, evaluator.table)
+    table = CFG.benchmarks_dir / spec.file
     try:
-        table = require_table(CFG.benchmarks_dir / spec.file)
+        require_table(table)  # checked resolved; returned as written, so dvc.yaml holds a relative path
     except LmnasError as error:
         # A missing table (Channel-Bench-Macro is not shipped) stops the DAG, dry runs too, with the
         # line saying how to get it; only when a stage that reads it is asked for (an input function).
