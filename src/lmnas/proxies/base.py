@@ -1,0 +1,119 @@
+"""The proxy contract, the minibatch proxies see, and how one genotype is scored.
+
+A score is a deterministic function of (proxy, space settings, genotype, batch, seed): the
+network is built under `torch.manual_seed(genotype_seed(seed, key))` (the evaluator's
+per-genotype init, independent of scoring order) on one torch thread, so a resumed or
+reordered run, a cached table and a fresh computation give the same float.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from lmnas.errors import LmnasError
+from lmnas.spaces.base import Genotype, SearchSpace
+
+NOISE = "noise"  # the batch source where a search has no data of its own (table benchmarks)
+
+
+@dataclass(frozen=True)
+class ProxyBatch:
+    """One minibatch: images float32 [B, C, H, W] (normalised), labels int64 [B].
+
+    Data-free proxies read only `images.shape` (and draw their own inputs)."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    source: str  # "noise", or the prepared dataset folder it came from
+
+    def describe(self) -> dict[str, Any]:
+        return {"source": self.source, "batch_size": int(self.images.shape[0]), "shape": list(self.images.shape[1:])}
+
+
+class Proxy(ABC):
+    name: str = ""
+    needs_data: bool = False  # False: data-free (synflow, zen); True: reads the batch (naswot, grad_norm, snip)
+    higher_is_better: bool = True
+
+    @abstractmethod
+    def score(self, model: nn.Module, batch: ProxyBatch, seed: int) -> float:
+        """The proxy of a freshly initialised `model`; `seed` is for proxies that draw their own inputs."""
+
+    def settings(self) -> dict[str, Any]:
+        return {"name": self.name}
+
+
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Scores must not depend on the machine's core count (float reductions do)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def make_batch(space: SearchSpace, batch_size: int, seed: int, data: str | Path | None = None) -> ProxyBatch:
+    """`batch_size` images for `space`: seeded N(0, 1) noise with uniform labels (no data), or a
+    seeded pick of a prepared dataset's train split, normalised by its manifest's mean/std and
+    resized to the space's input shape."""
+    if batch_size < 2:
+        raise LmnasError(f"search.warm_start.batch_size: need >= 2 images (NASWOT's kernel is B x B), got {batch_size}")
+    g = torch.Generator().manual_seed(seed)
+    c, h, w = space.input_shape
+    if data is None:
+        images = torch.randn(batch_size, c, h, w, generator=g)
+        labels = torch.randint(0, space.num_classes, (batch_size,), generator=g)
+        return ProxyBatch(images, labels, NOISE)
+    from lmnas.data import read_manifest
+    from lmnas.data.tensors import load_split
+
+    manifest = read_manifest(Path(data))
+    pixels, all_labels = load_split(data, "train")
+    if len(all_labels) < batch_size:
+        raise LmnasError(f"{data}: train split has {len(all_labels)} images, the proxy batch needs {batch_size}")
+    pick = torch.randperm(len(all_labels), generator=g)[:batch_size]
+    images = pixels[pick].float().div_(255.0)
+    mean = torch.tensor(manifest["mean"], dtype=torch.float32).view(1, -1, 1, 1)
+    std = torch.tensor(manifest["std"], dtype=torch.float32).view(1, -1, 1, 1)
+    images = (images - mean) / std
+    if images.shape[1] != c:
+        if images.shape[1] != 1:
+            raise LmnasError(f"{data}: images have {images.shape[1]} channels, space {space.name} takes {c}")
+        images = images.expand(-1, c, -1, -1).contiguous()  # grey → the space's channels
+    if tuple(images.shape[2:]) != (h, w):
+        images = torch.nn.functional.interpolate(images, size=(h, w), mode="bilinear", align_corners=False)
+    labels = all_labels[pick]
+    if int(labels.max()) >= space.num_classes:
+        raise LmnasError(f"{data}: labels up to {int(labels.max())}, space {space.name} has {space.num_classes} classes")
+    return ProxyBatch(images, labels, str(data))
+
+
+def finite_or_worst(value: float) -> float:
+    """NaN / ±inf (a degenerate network: no path to the output) rank last, as -inf."""
+    return value if math.isfinite(value) else float("-inf")
+
+
+def score_genotype(proxy: Proxy, space: SearchSpace, genotype: Genotype, batch: ProxyBatch, seed: int) -> float:
+    from lmnas.evaluation.proxy import genotype_seed
+
+    init_seed = genotype_seed(seed, space.key(genotype))
+    with torch_threads(1):
+        torch.manual_seed(init_seed)
+        model = space.build(genotype)
+        return finite_or_worst(float(proxy.score(model, batch, init_seed)))
+
+
+def weighted_layers(model: nn.Module) -> list[nn.Module]:
+    """The layers the gradient proxies sum over: convolutions and linear layers (Abdelfattah et al.)."""
+    return [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
