@@ -5,14 +5,16 @@ read, the others computed (tqdm progress) and appended, the file rewritten atomi
 `flush_every` scores, so a killed computation loses at most that many. The file name carries a
 hash of everything a score depends on: the space's settings (with `space_overrides`, e.g. a
 narrower NAS-Bench-201 network for speed), the proxy, the batch (noise, or the sha256 of the
-prepared dataset's manifest; its size), the proxy seed and the version of the proxy and space
-code. Another setting is another file, never a mix. Each row also keeps the CPU seconds its
+prepared dataset's manifest; its size), the proxy seed and the version of the code a score
+runs (the proxy's own module, `proxies/base.py` and the spaces package: editing one proxy
+leaves the others' tables valid). Another setting is another file, never a mix. Each row also keeps the CPU seconds its
 score took, so the cost of a prior is known even when it was paid in an earlier run.
 """
 
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import time
 from dataclasses import asdict, dataclass, field
@@ -24,11 +26,10 @@ from tqdm.auto import tqdm
 from lmnas.errors import LmnasError
 from lmnas.io import write_json, write_with
 from lmnas.proxies import PROXIES
-from lmnas.proxies.base import NOISE, ProxyBatch, make_batch, score_genotype
+from lmnas.proxies.base import NOISE, Proxy, ProxyBatch, make_batch, score_genotype
 from lmnas.spaces import create_space
 from lmnas.spaces.base import SearchSpace
 
-CODE = ("proxies", "spaces")  # the lmnas code a score depends on
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,18 @@ class ProxySpec:
     def __post_init__(self) -> None:
         if self.proxy not in PROXIES:
             raise LmnasError(f"search.warm_start.proxy: unknown proxy {self.proxy!r}; known: {PROXIES.names()}")
+
+
+def score_code_version(proxy: Proxy) -> str:
+    """sha256 (16 hex) of the code one proxy's scores depend on."""
+    from lmnas.identity import code_version
+    from lmnas.proxies import base
+
+    digest = hashlib.sha256()
+    for module in (inspect.getsourcefile(type(proxy)), inspect.getsourcefile(base)):
+        digest.update(Path(module).read_bytes())
+    digest.update(code_version("spaces").encode())
+    return digest.hexdigest()[:16]
 
 
 def scoring_space(space: SearchSpace, overrides: dict[str, Any]) -> SearchSpace:
@@ -70,12 +83,11 @@ class ProxyTable:
         self.computed_cpu_s = 0.0
 
     def _identity(self) -> dict[str, Any]:
-        from lmnas.identity import code_version
         from lmnas.search.run_folder import content_id
 
         data = NOISE if self.spec.data is None else {"sha256": content_id(self.spec.data)}
         return {"space": self.space.settings(), "proxy": self.proxy.settings(), "data": data,
-                "batch_size": self.spec.batch_size, "seed": self.spec.seed, "code": code_version(*CODE)}
+                "batch_size": self.spec.batch_size, "seed": self.spec.seed, "code": score_code_version(self.proxy)}
 
     def _read(self) -> dict[str, tuple[float, float]]:
         if self.path is None or not self.path.exists():

@@ -3,11 +3,10 @@
 Weights re-drawn N(0, 1) (BatchNorm weight 1, bias 0), train mode; x, eps ~ N(0, 1) of the batch's
 shape; with f the feature map before global average pooling,
     zen = log(mean_i sum |f(x_i) - f(x_i + 0.01 eps_i)|) + sum over BN layers of log sqrt(mean_c var_c),
-as the authors' `compute_zen_score` (mixup_gamma 1e-2, one repeat).
-Simplification: var_c is each BN's batch variance on the forward of x (the authors read
-`running_var` after two forwards at momentum 0.1, i.e. mostly the initial 1); and the score
-is applied to networks with residual/parallel paths too (Zen-NAS derived it for plain ones),
-as NASLib's benchmarks do.
+as the authors' `compute_zen_score` (mixup_gamma 1e-2, one repeat; var_c is each BN's
+`running_var` after the two forwards, at the layers' own momentum, as there).
+Simplification: the score is applied to networks with residual/parallel paths too (Zen-NAS
+derived it for plain ones), as NASLib's benchmarks do.
 """
 
 from __future__ import annotations
@@ -52,27 +51,20 @@ class ZenScore(Proxy):
         x = torch.randn(batch.images.shape, generator=g)
         mixed = x + MIXUP_GAMMA * torch.randn(batch.images.shape, generator=g)
         features: list[torch.Tensor] = []
-        variances: list[float] = []
-        keep_bn = [True]
 
         def take_features(module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
             features.append(inputs[0])
 
-        def take_variance(module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
-            if keep_bn[0]:
-                variances.append(float(inputs[0].var(dim=(0, 2, 3), unbiased=False).mean()))
-
-        handles = [pools[-1].register_forward_pre_hook(take_features)]
-        handles += [m.register_forward_pre_hook(take_variance) for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+        handle = pools[-1].register_forward_pre_hook(take_features)
         try:
             model.train()
             with torch.no_grad():
                 model(x)
-                keep_bn[0] = False
                 model(mixed)
         finally:
-            for h in handles:
-                h.remove()
+            handle.remove()
+        variances = [float(m.running_var.mean()) for m in model.modules()
+                     if isinstance(m, nn.BatchNorm2d) and m.running_var is not None]
         delta = (features[0] - features[1]).abs().sum(dim=(1, 2, 3)).mean()
         bn_term = sum(0.5 * math.log(v) if v > 0 else float("-inf") for v in variances)
         return math.log(float(delta)) + bn_term if float(delta) > 0 else float("-inf")
