@@ -116,10 +116,11 @@ def _arch(args: argparse.Namespace) -> None:
 
 def _list(args: argparse.Namespace) -> None:
     from lmnas.evaluation import EVALUATORS
+    from lmnas.proxies import PROXIES
     from lmnas.spaces import SPACES
     from lmnas.strategies import STRATEGIES
 
-    for registry in (SPACES, STRATEGIES, EVALUATORS):
+    for registry in (SPACES, STRATEGIES, EVALUATORS, PROXIES):
         print(f"{registry.kind}: {', '.join(registry.names())}")
 
 
