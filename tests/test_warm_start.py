@@ -146,3 +146,16 @@ def test_schema_holds_the_warm_start_defaults():
     assert plain["warm_start"] is None
     with pytest.raises(LmnasError, match="search.warm_start"):
         validate_search_section({**plain, "warm_start": {"proxy": "naswot", "pool": 0}}, "test")
+
+
+@needs("nasbench201_cifar10.json")
+def test_the_workflow_config_section_reaches_the_warm_start(tmp_path):
+    from lmnas.search.workflow import search_from_config
+
+    section = {"space": "nas-bench-201", "strategy": "regularized-evolution", "evaluator": "table",
+               "budget": {"evaluations": 6}, "warm_start": warm(tmp_path, top=3),
+               "options": {"regularized-evolution": {"population": 4, "sample_size": 2}}}
+    search_from_config(section, data_dir=None, archgpt_dir=None, out_dir=tmp_path / "run", seed=1,
+                       benchmarks_dir=BENCH, progress=False)
+    stats = json.loads((tmp_path / "run" / STATS).read_text())
+    assert keys(tmp_path / "run")[:3] == [t["key"] for t in stats["top"]] and stats["seed"] == 1
