@@ -117,3 +117,27 @@ def test_the_proxy_cache_resumes_and_keeps_settings_apart(tmp_path):
     assert other.path != table.path and not other.rows
     assert ProxyTable(space, ProxySpec("synflow"), tmp_path).path != table.path  # full-size networks: another table
     assert resumed.cpu_s(keys) > 0
+
+
+def test_an_encoded_dataset_decodes_only_the_picked_images(tmp_path):
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from lmnas.spaces import create_space
+
+    rng = np.random.default_rng(0)
+    for part, count in (("train", 6), ("val", 2)):
+        for wnid in ("n01440764", "n01443537"):
+            (tmp_path / "raw" / part / wnid).mkdir(parents=True)
+            for i in range(count):
+                out = io.BytesIO()
+                Image.fromarray(rng.integers(0, 255, (30, 40 + i, 3), dtype=np.uint8)).save(out, format="JPEG")
+                (tmp_path / "raw" / part / wnid / f"{wnid}_{i}.JPEG").write_bytes(out.getvalue())
+    prepare_dataset(DatasetSpec("imagenet", root=str(tmp_path / "raw"), image_size=16), tmp_path / "prep", seed=0)
+    space = create_space("nas-bench-201", channels=8, cells_per_stage=1, num_classes=2, input_shape=[3, 16, 16])
+    batch = make_batch(space, 4, seed=0, data=tmp_path / "prep")
+    assert batch.images.shape == (4, 3, 16, 16) and set(batch.labels.tolist()) <= {0, 1}
+    assert torch.equal(batch.images, make_batch(space, 4, seed=0, data=tmp_path / "prep").images)
+    assert math.isfinite(score_genotype(PROXIES.create("naswot"), space, space.sample(random.Random(0)), batch, 0))

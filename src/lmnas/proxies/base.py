@@ -76,14 +76,10 @@ def make_batch(space: SearchSpace, batch_size: int, seed: int, data: str | Path 
         labels = torch.randint(0, space.num_classes, (batch_size,), generator=g)
         return ProxyBatch(images, labels, NOISE)
     from lmnas.data import read_manifest
-    from lmnas.data.tensors import load_split
 
     manifest = read_manifest(Path(data))
-    pixels, all_labels = load_split(data, "train")
-    if len(all_labels) < batch_size:
-        raise LmnasError(f"{data}: train split has {len(all_labels)} images, the proxy batch needs {batch_size}")
-    pick = torch.randperm(len(all_labels), generator=g)[:batch_size]
-    images = pixels[pick].float().div_(255.0)
+    pixels, labels = _train_pick(Path(data), manifest, batch_size, g)
+    images = pixels.float().div_(255.0)
     mean = torch.tensor(manifest["mean"], dtype=torch.float32).view(1, -1, 1, 1)
     std = torch.tensor(manifest["std"], dtype=torch.float32).view(1, -1, 1, 1)
     images = (images - mean) / std
@@ -93,10 +89,35 @@ def make_batch(space: SearchSpace, batch_size: int, seed: int, data: str | Path 
         images = images.expand(-1, c, -1, -1).contiguous()  # grey → the space's channels
     if tuple(images.shape[2:]) != (h, w):
         images = torch.nn.functional.interpolate(images, size=(h, w), mode="bilinear", align_corners=False)
-    labels = all_labels[pick]
     if int(labels.max()) >= space.num_classes:
         raise LmnasError(f"{data}: labels up to {int(labels.max())}, space {space.name} has {space.num_classes} classes")
     return ProxyBatch(images, labels, str(data))
+
+
+def _train_pick(data: Path, manifest: dict[str, Any], n: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """`n` seeded images (uint8 [n, C, H, W]) and labels of the train split. Encoded storage (ImageNet)
+    decodes only the picked images of the first shard, never the whole split."""
+    from lmnas.data.shards import decode_image, open_encoded_split, read_encoded_shard, resize_center_crop, storage
+
+    if storage(manifest) != "encoded":
+        from lmnas.data.tensors import load_split
+
+        pixels, labels = load_split(data, "train")
+    else:
+        encoded, shard_labels = read_encoded_shard(open_encoded_split(data, "train")[0].path)
+        pixels, labels = None, torch.from_numpy(shard_labels.copy())
+    if len(labels) < n:
+        raise LmnasError(f"{data}: {len(labels)} train images to pick from, the proxy batch needs {n}")
+    pick = torch.randperm(len(labels), generator=g)[:n]
+    if pixels is None:
+        import numpy as np
+
+        size = int(manifest["image_shape"][1])
+        pixels = torch.from_numpy(np.stack([
+            np.asarray(resize_center_crop(decode_image(encoded[int(i)]), size), dtype=np.uint8).transpose(2, 0, 1)
+            for i in pick]))
+        return pixels, labels[pick]
+    return pixels[pick], labels[pick]
 
 
 def finite_or_worst(value: float) -> float:
