@@ -117,6 +117,9 @@ def test_the_proxy_cache_resumes_and_keeps_settings_apart(tmp_path):
     assert other.path != table.path and not other.rows
     assert ProxyTable(space, ProxySpec("synflow"), tmp_path).path != table.path  # full-size networks: another table
     assert resumed.cpu_s(keys) > 0
+    assert table.identity["batch_sha256"] == make_batch(table.space, 32, 0).sha256()
+    assert ProxyTable(space, ProxySpec("synflow", batch_size=16, space_overrides=spec.space_overrides),
+                      tmp_path).path != table.path  # another batch, another table
 
 
 def test_an_encoded_dataset_decodes_only_the_picked_images(tmp_path):

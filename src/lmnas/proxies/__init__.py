@@ -7,7 +7,8 @@ or seeded Gaussian noise where there is none). `lmnas.proxies.cache` keeps a tab
 """
 
 from lmnas.registry import Registry, import_submodules
-from lmnas.proxies.base import Proxy, ProxyBatch, make_batch, score_genotype
+from lmnas.proxies.base import Proxy, ProxyBatch, score_genotype
+from lmnas.proxies.batch import make_batch
 
 PROXIES: Registry[Proxy] = Registry("proxy")
 

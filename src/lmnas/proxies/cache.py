@@ -4,10 +4,10 @@
 read, the others computed (tqdm progress) and appended, the file rewritten atomically every
 `flush_every` scores, so a killed computation loses at most that many. The file name carries a
 hash of everything a score depends on: the space's settings (with `space_overrides`, e.g. a
-narrower NAS-Bench-201 network for speed), the proxy, the batch (noise, or the sha256 of the
-prepared dataset's manifest; its size), the proxy seed and the version of the code a score
-runs (the proxy's own module, `proxies/base.py` and the spaces package: editing one proxy
-leaves the others' tables valid). Another setting is another file, never a mix. Each row also keeps the CPU seconds its
+narrower NAS-Bench-201 network for speed), the proxy, the sha256 of the batch itself (noise or
+the search's data), the proxy seed and the version of the code a score runs (the proxy's own
+module, `proxies/base.py` and the spaces package: editing one proxy leaves the others' tables
+valid). Another setting is another file, never a mix. Each row also keeps the CPU seconds its
 score took, so the cost of a prior is known even when it was paid in an earlier run.
 """
 
@@ -26,7 +26,8 @@ from tqdm.auto import tqdm
 from lmnas.errors import LmnasError
 from lmnas.io import write_json, write_with
 from lmnas.proxies import PROXIES
-from lmnas.proxies.base import NOISE, Proxy, ProxyBatch, make_batch, score_genotype
+from lmnas.proxies.base import Proxy, ProxyBatch, score_genotype
+from lmnas.proxies.batch import NOISE, make_batch
 from lmnas.spaces import create_space
 from lmnas.spaces.base import SearchSpace
 
@@ -74,20 +75,19 @@ class ProxyTable:
         self.spec = spec
         self.proxy = PROXIES.create(spec.proxy)
         self.flush_every = flush_every
+        self._batch: ProxyBatch | None = None
         self.identity = self._identity()
         digest = hashlib.sha256(json.dumps(self.identity, sort_keys=True).encode()).hexdigest()[:16]
         self.path = Path(cache_dir) / self.space.name / f"{spec.proxy}-{digest}.parquet" if cache_dir else None
         self.rows: dict[str, tuple[float, float]] = self._read()  # key -> (score, cpu seconds)
-        self._batch: ProxyBatch | None = None
         self.computed = 0  # scores computed by this object (not read from the cache)
         self.computed_cpu_s = 0.0
 
     def _identity(self) -> dict[str, Any]:
-        from lmnas.search.run_folder import content_id
-
-        data = NOISE if self.spec.data is None else {"sha256": content_id(self.spec.data)}
+        data = NOISE if self.spec.data is None else str(self.spec.data)  # for the reader: the batch hash decides
         return {"space": self.space.settings(), "proxy": self.proxy.settings(), "data": data,
-                "batch_size": self.spec.batch_size, "seed": self.spec.seed, "code": score_code_version(self.proxy)}
+                "batch_size": self.spec.batch_size, "batch_sha256": self.batch().sha256(), "seed": self.spec.seed,
+                "code": score_code_version(self.proxy)}
 
     def _read(self) -> dict[str, tuple[float, float]]:
         if self.path is None or not self.path.exists():
