@@ -61,6 +61,11 @@ def _search(args: argparse.Namespace) -> None:
             section["executor_settings"] = json.loads(args.executor_settings)
         except json.JSONDecodeError as error:
             raise LmnasError(f"--executor-settings: not valid JSON ({error})") from None
+    if args.warm_start:
+        try:
+            section["warm_start"] = json.loads(args.warm_start)
+        except json.JSONDecodeError as error:
+            raise LmnasError(f"--warm-start: not valid JSON ({error})") from None
     llm = {"base_url": args.llm_base_url, "model": args.llm_model, "api_key_env": args.llm_api_key_env,
            "replay": args.replay}
     llm = {k: v for k, v in llm.items() if v is not None}
@@ -128,10 +133,11 @@ def _arch(args: argparse.Namespace) -> None:
 
 def _list(args: argparse.Namespace) -> None:
     from lmnas.evaluation import EVALUATORS
+    from lmnas.proxies import PROXIES
     from lmnas.spaces import SPACES
     from lmnas.strategies import STRATEGIES
 
-    for registry in (SPACES, STRATEGIES, EVALUATORS):
+    for registry in (SPACES, STRATEGIES, EVALUATORS, PROXIES):
         print(f"{registry.kind}: {', '.join(registry.names())}")
 
 
@@ -163,6 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where candidates are evaluated: local processes (default) or one SLURM job each (submitit)")
     s.add_argument("--executor-settings", help="JSON, for slurm: partition, account, gpus_per_candidate, gpu_model, "
                    "cpus_per_candidate, mem_mb, timeout_min, candidates_per_job, max_retries, status (sacct|squeue), ...")
+    s.add_argument("--warm-start", help='JSON, e.g. \'{"proxy": "naswot", "pool": 1000, "top": 10}\': rank pool '
+                   "sampled architectures by a zero-cost proxy; the strategy's random start takes the top ones first")
     s.add_argument("--llm-base-url", help="OpenAI-compatible server for genius strategies (OpenAI, vLLM, Ollama, ...)")
     s.add_argument("--llm-model", help="model name on that server")
     s.add_argument("--llm-api-key-env", help="environment variable holding the API key (default OPENAI_API_KEY)")
