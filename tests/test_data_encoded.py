@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import shutil
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -205,3 +206,25 @@ def test_encode_errors_name_the_field(folder: Path, tmp_path: Path) -> None:
     assert read_manifest(tmp_path / "raw")["storage"] == "raw"
     with pytest.raises(LmnasError, match="stores raw pixels, not encoded images"):
         open_encoded_split(tmp_path / "raw", "train")
+
+
+def test_compact_listing_matches_torchvision_imagefolder(folder: Path, tmp_path: Path) -> None:
+    """Same classes, files, labels and order as ImageFolder (nested folders, other extensions, case)."""
+    from torchvision.datasets import ImageFolder
+
+    from lmnas.data.sources import list_image_folder
+
+    root = tmp_path / "tree"
+    shutil.copytree(folder, root)
+    (root / "train" / WNIDS[1] / "deeper" / "z").mkdir(parents=True)
+    (root / "train" / WNIDS[1] / "deeper" / "z" / "x.jpg").write_bytes(b"not decoded here")
+    (root / "train" / WNIDS[1] / "deeper" / "A.PNG").write_bytes(b"nor here")
+    (root / "train" / WNIDS[0] / "notes.txt").write_text("skipped: not an image extension")
+    reference = ImageFolder(str(root / "train"))
+    classes, paths, labels = list_image_folder(root, "train")
+    assert classes == reference.classes
+    assert [str(root / p.decode()) for p in paths] == [path for path, _ in reference.samples]
+    assert labels.tolist() == reference.targets and paths.dtype.kind == "S"
+    (root / "train" / "n09999999").mkdir()
+    with pytest.raises(LmnasError, match="n09999999"):
+        list_image_folder(root, "train")
