@@ -8,9 +8,16 @@ the nearest one) and uses the enumerated cells' index (no canonicalisation per p
 search of the largest budget per seed, smaller budgets read off its prefix (no strategy looks at
 its budget). GA settings are GPT-NAS's (population 30, 20 generations, crossover 0.7, mutation
 0.5, mask rate 0.4 decaying); Random+GPT masks each vertex of a random cell at 0.4. evals/s:
-strategy + index + lookup + runner, journal in memory, one process.
+strategy + index + lookup + runner, journal in memory, one process. Every GA+GPT variant
+reconstructs its initial population (GPT-NAS does; the paper's GA+GPT included).
 
-    python benchmarks/nb101_search.py --archgpt benchmarks/out/nb101_archgpt/new/gpt-1ep/finetuned
+--weak-init: the GA-family strategies draw their initial population from the split's cells below
+its median accuracy (the rest of the search, mutation and repair, uses the whole split): where an
+op prior can repair bad designs (issue 18). Strategies without an initial population (random,
+random-gpt, regularized-evolution) are skipped then.
+
+    python benchmarks/nb101_search.py --archgpt benchmarks/out/nb101_archgpt/new/gpt-1ep/finetuned \
+        --opslot benchmarks/out/nb101_reconstruct/opslot [--weak-init]
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ STRATEGIES: dict[str, dict[str, Any]] = {
     "random": {},
     "regularized-evolution": {"population": 20, "sample_size": 5},
     "ga": GA,
-    "ga-gpt": {**GA, "mask_rate": 0.4},
+    "ga-gpt": {**GA, "mask_rate": 0.4, "reconstruct_initial": True},
     "random-gpt": {"mask_rate": 0.4},
     # Issue 18 controls: the same GA+GPT code, seeds and mask draws; only the reconstruction prior differs
     # (initial population reconstructed, as GPT-NAS does).
@@ -49,8 +56,16 @@ def main() -> None:
     parser.add_argument("--budgets", type=int, nargs="+", default=[50, 100, 300])
     parser.add_argument("--strategies", nargs="+", default=list(STRATEGIES))
     parser.add_argument("--benchmarks-dir", help="default: ../shared/benchmarks or $LMNAS_BENCHMARKS_DIR")
+    parser.add_argument("--weak-init", action="store_true", help="GA-family initial populations from the cells "
+                        "below the split's median accuracy")
     parser.add_argument("--out")
     args = parser.parse_args()
+    if "ga-gpt-opslot" in args.strategies and not args.opslot:
+        parser.error("ga-gpt-opslot needs --opslot (nb101_reconstruct.py --save-opslot DIR)")
+    if args.weak_init:
+        args.strategies = [n for n in args.strategies if n.startswith("ga")]
+
+    import copy
 
     import torch
 
@@ -69,6 +84,15 @@ def main() -> None:
     setup_s = time.perf_counter() - start
     print(f"split {args.split}: {len(keys):,} cells, optimum {optimum.best_metric:.2f}, mean {optimum.mean_metric:.2f} "
           f"(set-up {setup_s:.0f} s)", flush=True)
+    search_space = space
+    if args.weak_init:  # a copy whose sampler (generation 0 only, for the GA family) draws weak cells
+        accuracy = {c: evaluator.evaluate(space, c, seed=0).accuracy for c in space.candidates}
+        median = statistics.median(accuracy.values())
+        weak = [c for c in space.candidates if accuracy[c] < median]
+        search_space = copy.copy(space)
+        search_space.sample = lambda rng: rng.choice(weak)
+        print(f"weak initial populations: {len(weak):,} cells below the median {median:.2f} "
+              f"(mean {statistics.mean(accuracy[c] for c in weak):.2f})", flush=True)
     results, rows = [], []
     for name in args.strategies:
         settings = dict(STRATEGIES[name])
@@ -79,9 +103,9 @@ def main() -> None:
         finals: dict[int, list[float]] = {b: [] for b in args.budgets}
         evaluations, seconds, regenerated = 0, 0.0, 0
         for seed in range(args.seeds):
-            strategy = create_strategy(name, space=space, seed=seed, **settings)
+            strategy = create_strategy(name, space=search_space, seed=seed, **settings)
             t0 = time.perf_counter()
-            outcome = run_search(space, strategy, evaluator, None, Budget(max(args.budgets)), seed=seed, progress=False)
+            outcome = run_search(search_space, strategy, evaluator, None, Budget(max(args.budgets)), seed=seed, progress=False)
             seconds += time.perf_counter() - t0
             accuracies = [r["metrics"]["accuracy"] for r in outcome.journal.rows]
             evaluations += len(accuracies)
@@ -97,10 +121,11 @@ def main() -> None:
         results.append(entry)
         rows.append([name] + [f"{entry['mean'][b]:.3f} ± {entry['std'][b]:.3f}" for b in args.budgets]
                     + [f"{entry['evaluations_per_search']:.0f}", f"{entry['evaluations_per_s']:,.0f}"])
-        print(f"[{time.perf_counter() - start:5.0f}s] {name} done", flush=True)
+        print(f"[{time.perf_counter() - start:5.0f}s] {name} done ({seconds / args.seeds:.1f} s/seed)", flush=True)
     paired = paired_tests(results, args.budgets)
     print(f"\nbest 108-epoch validation accuracy (%) found, mean ± std over {args.seeds} seeds, joined NAS-Bench-101 "
-          f"table split {args.split} ({len(keys):,} cells, optimum {optimum.best_metric:.3f})")
+          f"table split {args.split} ({len(keys):,} cells, optimum {optimum.best_metric:.3f})"
+          + (", initial populations below the median" if args.weak_init else ""))
     print_table(["strategy"] + [f"{b} queries" for b in args.budgets] + ["evals/search", "evals/s"], rows)
     for line in paired["lines"]:
         print(line)
