@@ -37,6 +37,7 @@ def main() -> None:
     parser.add_argument("--rates", type=float, nargs="+", default=[0.2, 0.4, 0.6, 0.8])
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--save-opslot", help="folder to save the op-slot GPT in (for nb101_search.py --opslot)")
+    parser.add_argument("--load-opslot", help="a folder saved by --save-opslot: use it instead of training one")
     parser.add_argument("--archgpt", help="the paper's layer GPT (finetuned/ of nb101_archgpt.py): adds its policies")
     parser.add_argument("--corpus-quantile", type=float, help="adds an op-slot GPT trained on this top fraction of "
                         "split a (e.g. 0.1), no bucket prefix")
@@ -72,8 +73,13 @@ def main() -> None:
     acc_b = {c: a for s, c, a in data if s == "b"}
     t0 = time.perf_counter()
     buckets, edges = quantile_buckets(list(acc_a.values()), 4)
-    model = train_opslot(list(acc_a), ArchGPTConfig(n_layer=2, n_head=2, n_embd=64, window=16, dropout=0.0),
-                         buckets=buckets, steps=args.steps)
+    if args.load_opslot:
+        from transformers import GPT2LMHeadModel
+
+        model = GPT2LMHeadModel.from_pretrained(args.load_opslot).eval()
+    else:
+        model = train_opslot(list(acc_a), ArchGPTConfig(n_layer=2, n_head=2, n_embd=64, window=16, dropout=0.0),
+                             buckets=buckets, steps=args.steps)
     train_s = time.perf_counter() - t0
     if args.save_opslot:
         model.save_pretrained(args.save_opslot, safe_serialization=True)
@@ -167,7 +173,8 @@ def main() -> None:
                           f(entry["weak"]), f"{entry['old_snap_back']:.2f}", f"{seconds[name]:.0f}"])
         print(f"rate {rate} done: " + ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items()), flush=True)
     print(f"table {table_name}: split a {len(acc_a)} cells (GPT corpus, buckets {edges}), split b {len(acc_b)}; "
-          f"op-slot GPT 2x64, {args.steps} steps, {train_s:.0f} s"
+          + (f"op-slot GPT loaded from {args.load_opslot}" if args.load_opslot else
+             f"op-slot GPT 2x64, {args.steps} steps, {train_s:.0f} s")
           + (f"; top-{args.corpus_quantile:g} corpus {len(top)} cells, mean {top_mean:.2f}" if top_model else ""))
     print_table(["policy", "mask rate", "n", "Δ mean / median / frac improved", "same", "n weak", "weak (<90 %)",
                  "old snap → original", "policy s"], table)

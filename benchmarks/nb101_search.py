@@ -43,6 +43,8 @@ STRATEGIES: dict[str, dict[str, Any]] = {
     "ga-gpt-opslot": {**GA, "mask_rate": 0.4, "reconstruct": "op-slot", "bucket": 3, "temperature": 0.0,
                       "reconstruct_initial": True},
 }
+# The controls are ga-gpt runs under their own names.
+REGISTERED = {"ga-uniform": "ga-gpt", "ga-conv3x3": "ga-gpt", "ga-gpt-opslot": "ga-gpt"}
 NEEDS_GPT = {"ga-gpt", "random-gpt", "ga-uniform", "ga-conv3x3"}  # the last two ignore it (a required setting)
 
 
@@ -103,7 +105,7 @@ def main() -> None:
         finals: dict[int, list[float]] = {b: [] for b in args.budgets}
         evaluations, seconds, regenerated = 0, 0.0, 0
         for seed in range(args.seeds):
-            strategy = create_strategy(name, space=search_space, seed=seed, **settings)
+            strategy = create_strategy(REGISTERED.get(name, name), space=search_space, seed=seed, **settings)
             t0 = time.perf_counter()
             outcome = run_search(search_space, strategy, evaluator, None, Budget(max(args.budgets)), seed=seed, progress=False)
             seconds += time.perf_counter() - t0
