@@ -95,8 +95,17 @@ def main() -> None:
     in_b = acc_b.__contains__
     space = NASBench101Space(candidates=[cell_key(c) for c in acc_b])
 
+    cache: dict = {}  # the candidate set of the cell being reconstructed (canonicalising 3^k cells is the cost)
+
+    def cands_of(cell, masked):
+        key = (cell, tuple(masked))
+        if key not in cache:
+            cache.clear()
+            cache[key] = candidate_cells(cell, masked, in_b)
+        return cache[key]
+
     def fixed(cell, masked, rng):
-        cands = candidate_cells(cell, masked, in_b)
+        cands = cands_of(cell, masked)
         best = max(c.ops[1:-1].count(CONV3X3) for c in cands)
         return rng.choice([c for c in cands if c.ops[1:-1].count(CONV3X3) == best])
 
@@ -112,14 +121,15 @@ def main() -> None:
         return policy
 
     policies = {
-        "uniform": lambda cell, masked, rng: rng.choice(candidate_cells(cell, masked, in_b)),
+        "uniform": lambda cell, masked, rng: rng.choice(cands_of(cell, masked)),
         "fixed conv3x3": fixed,
         "op-slot GPT (ours)": lambda cell, masked, rng: reconstruct_cell(model, cell, masked, rng, DecodePolicy(),
-                                                                        3, in_b),
+                                                                        3, in_b, cands_of(cell, masked)),
     }
     if top_model is not None:
         policies[f"op-slot GPT top {args.corpus_quantile:g}"] = (
-            lambda cell, masked, rng: reconstruct_cell(top_model, cell, masked, rng, DecodePolicy(), None, in_b))
+            lambda cell, masked, rng: reconstruct_cell(top_model, cell, masked, rng, DecodePolicy(), None, in_b,
+                                                       cands_of(cell, masked)))
     if args.archgpt:
         from lmnas.archgpt.predictor import ArchGPTPredictor
 
@@ -146,7 +156,7 @@ def main() -> None:
             if redraw != cell:
                 snap_changed += 1
                 snap_back += space.nearest(redraw, rng) == cell
-            cands = candidate_cells(cell, masked, in_b)
+            cands = cands_of(cell, masked)
             if not cands or cands == [cell]:
                 continue  # nothing else in the table: every policy keeps the cell
             for name, policy in policies.items():

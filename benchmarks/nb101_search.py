@@ -18,6 +18,9 @@ random-gpt, regularized-evolution) are skipped then.
 
     python benchmarks/nb101_search.py --archgpt benchmarks/out/nb101_archgpt/new/gpt-1ep/finetuned \
         --opslot benchmarks/out/nb101_reconstruct/opslot [--weak-init]
+
+--merge A.json B.json …: one table and the paired tests over the strategies of several runs of this
+script (same split, seeds, budgets and --weak-init; e.g. strategies run in parallel processes).
 """
 
 from __future__ import annotations
@@ -60,8 +63,11 @@ def main() -> None:
     parser.add_argument("--benchmarks-dir", help="default: ../shared/benchmarks or $LMNAS_BENCHMARKS_DIR")
     parser.add_argument("--weak-init", action="store_true", help="GA-family initial populations from the cells "
                         "below the split's median accuracy")
+    parser.add_argument("--merge", nargs="+", metavar="JSON", help="merge earlier runs' results instead of searching")
     parser.add_argument("--out")
     args = parser.parse_args()
+    if args.merge:
+        return merge(args.merge, args.out)
     if "ga-gpt-opslot" in args.strategies and not args.opslot:
         parser.error("ga-gpt-opslot needs --opslot (nb101_reconstruct.py --save-opslot DIR)")
     if args.weak_init:
@@ -134,6 +140,36 @@ def main() -> None:
     write_result("nb101_search", {"args": vars(args), "cells": len(keys), "optimum": optimum.best_metric,
                                   "mean": optimum.mean_metric, "setup_s": setup_s, "results": results, "paired": paired["tests"]},
                  args.out)
+
+
+def merge(paths: list[str], out: str | None) -> None:
+    import json
+
+    runs = [json.loads(open(p).read()) for p in paths]
+    same = {k: {json.dumps(r["args"][k]) for r in runs} for k in ("split", "seeds", "budgets", "weak_init")}
+    if any(len(v) > 1 for v in same.values()):
+        raise SystemExit(f"--merge: the runs differ in {[k for k, v in same.items() if len(v) > 1]}; {paths}")
+    budgets = runs[0]["args"]["budgets"]
+    results = []
+    for run in runs:
+        for r in run["results"]:
+            for field in ("mean", "std", "finals", "found_optimum"):
+                r[field] = {int(b): v for b, v in r[field].items()}
+            results.append(r)
+    names = [r["strategy"] for r in results]
+    if len(set(names)) != len(names):
+        raise SystemExit(f"--merge: a strategy appears twice: {names}")
+    rows = [[r["strategy"]] + [f"{r['mean'][b]:.3f} ± {r['std'][b]:.3f}" for b in budgets]
+            + [f"{r['evaluations_per_search']:.0f}", f"{r['evaluations_per_s']:,.0f}"] for r in results]
+    paired = paired_tests(results, budgets)
+    print(f"best 108-epoch validation accuracy (%) found, mean ± std over {runs[0]['args']['seeds']} seeds, split "
+          f"{runs[0]['args']['split']} (optimum {runs[0]['optimum']:.3f})"
+          + (", initial populations below the median" if runs[0]["args"]["weak_init"] else "") + f"; merged {paths}")
+    print_table(["strategy"] + [f"{b} queries" for b in budgets] + ["evals/search", "evals/s"], rows)
+    for line in paired["lines"]:
+        print(line)
+    write_result("nb101_search", {"merged": paths, "args": runs[0]["args"], "optimum": runs[0]["optimum"],
+                                  "results": results, "paired": paired["tests"]}, out)
 
 
 def paired_tests(results: list[dict[str, Any]], budgets: list[int]) -> dict[str, Any]:
