@@ -41,6 +41,7 @@ def main() -> None:
     parser.add_argument("--archgpt", help="the paper's layer GPT (finetuned/ of nb101_archgpt.py): adds its policies")
     parser.add_argument("--corpus-quantile", type=float, help="adds an op-slot GPT trained on this top fraction of "
                         "split a (e.g. 0.1), no bucket prefix")
+    parser.add_argument("--limit", type=int, help="only this many split-b cells (a seeded random sample)")
     parser.add_argument("--policies", nargs="+", help="only these policies (names as in the table)")
     parser.add_argument("--out")
     args = parser.parse_args()
@@ -141,13 +142,16 @@ def main() -> None:
         if unknown:
             raise SystemExit(f"--policies: unknown {sorted(unknown)}; these exist: {list(policies)}")
         policies = {k: v for k, v in policies.items() if k in args.policies}
+    cells_b = sorted(acc_b.items(), key=lambda kv: cell_key(kv[0]))
+    if args.limit:
+        cells_b = sorted(random.Random(0).sample(cells_b, min(args.limit, len(cells_b))), key=lambda kv: cell_key(kv[0]))
     results, table = [], []
     for rate in args.rates:
         snap_back = snap_changed = 0
         deltas: dict[str, dict[str, list[float]]] = {p: {"all": [], "weak": []} for p in policies}
         same = dict.fromkeys(policies, 0)
         seconds = dict.fromkeys(policies, 0.0)
-        for i, (cell, acc) in enumerate(sorted(acc_b.items(), key=lambda kv: cell_key(kv[0]))):
+        for i, (cell, acc) in enumerate(cells_b):
             rng = random.Random(i)
             masked = [v for v in range(1, cell.num_vertices - 1) if rng.random() < rate]
             if not masked:
@@ -182,7 +186,8 @@ def main() -> None:
             table.append([name, rate, entry["all"]["n"], f(entry["all"]), f"{entry['same']:.2f}", entry["weak"]["n"],
                           f(entry["weak"]), f"{entry['old_snap_back']:.2f}", f"{seconds[name]:.0f}"])
         print(f"rate {rate} done: " + ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items()), flush=True)
-    print(f"table {table_name}: split a {len(acc_a)} cells (GPT corpus, buckets {edges}), split b {len(acc_b)}; "
+    print(f"table {table_name}: split a {len(acc_a)} cells (GPT corpus, buckets {edges}), split b {len(acc_b)}"
+          + (f" ({len(cells_b)} sampled)" if args.limit else "") + "; "
           + (f"op-slot GPT loaded from {args.load_opslot}" if args.load_opslot else
              f"op-slot GPT 2x64, {args.steps} steps, {train_s:.0f} s")
           + (f"; top-{args.corpus_quantile:g} corpus {len(top)} cells, mean {top_mean:.2f}" if top_model else ""))
