@@ -130,6 +130,10 @@ def main() -> None:
         rows.append([name] + [f"{entry['mean'][b]:.3f} ± {entry['std'][b]:.3f}" for b in args.budgets]
                     + [f"{entry['evaluations_per_search']:.0f}", f"{entry['evaluations_per_s']:,.0f}"])
         print(f"[{time.perf_counter() - start:5.0f}s] {name} done ({seconds / args.seeds:.1f} s/seed)", flush=True)
+        if len(results) < len(args.strategies):  # the strategies done so far survive a run cut short (--merge reads it)
+            write_result("nb101_search", {"args": vars(args), "cells": len(keys), "optimum": optimum.best_metric,
+                                          "mean": optimum.mean_metric, "setup_s": setup_s, "results": results,
+                                          "partial": True}, args.out)
     paired = paired_tests(results, args.budgets)
     print(f"\nbest 108-epoch validation accuracy (%) found, mean ± std over {args.seeds} seeds, joined NAS-Bench-101 "
           f"table split {args.split} ({len(keys):,} cells, optimum {optimum.best_metric:.3f})"
