@@ -31,6 +31,12 @@ class Strategy(ABC):
     @abstractmethod
     def tell(self, genotype: Genotype, result: EvalResult) -> None: ...
 
+    def initial_candidates(self, count: int) -> list[Genotype]:
+        """The strategy's starting architectures, drawn before any result is known: `count` seeded
+        samples. The one place a warm start (e.g. the best of many proxy-ranked samples) replaces
+        them; strategies call it once, at their first ask, with their initial population size."""
+        return [self.space.sample(self.rng) for _ in range(count)]
+
     def lineage(self, genotype: Genotype) -> dict[str, Any] | None:
         """Where a proposed genotype came from, for evaluators that inherit weights; None: unknown.
 

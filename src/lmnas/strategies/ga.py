@@ -55,8 +55,8 @@ class GeneticAlgorithm(Strategy):
         return list(self.pending.values())
 
     def initial(self) -> list[Genotype]:
-        """Generation 0: `population` random architectures."""
-        return [self.space.sample(self.rng) for _ in range(self.population_size)]
+        """Generation 0: `population` random architectures (or a warm start's)."""
+        return self.initial_candidates(self.population_size)
 
     def offspring(self) -> list[Genotype]:
         children: list[Genotype] = []

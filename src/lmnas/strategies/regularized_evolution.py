@@ -24,12 +24,15 @@ class RegularizedEvolution(Strategy):
         self.population_size = population
         self.sample_size = sample_size
         self.population: deque[tuple[Genotype, float]] = deque()
+        self.initial_population: list[Genotype] | None = None
         self.asked = 0
 
     def ask(self) -> list[Genotype]:
         self.asked += 1
-        if self.asked <= self.population_size:  # random initial population, one at a time
-            return [self.space.sample(self.rng)]
+        if self.initial_population is None:
+            self.initial_population = self.initial_candidates(self.population_size)
+        if self.asked <= len(self.initial_population):  # the initial population, one at a time
+            return [self.initial_population[self.asked - 1]]
         sample = [self.rng.choice(self.population) for _ in range(self.sample_size)]
         parent = max(sample, key=lambda e: e[1])[0]
         return [self.space.mutate(parent, self.rng)]
