@@ -31,10 +31,6 @@ from typing import Any
 RATES = (0.0, 0.2, 0.4, 0.6, 0.8)
 
 
-def mean_std(values: list[float]) -> str:
-    return f"{statistics.mean(values):.2f} ± {statistics.stdev(values) if len(values) > 1 else 0.0:.2f}"
-
-
 def settings_from_paper_config(path: str, data: Path) -> dict[str, Any]:
     """Space, proxy recipe, GA(+GPT) settings, budget and full-training recipe of a GPT-NAS paper
     config (merged over config/config.yaml), the space shaped for the prepared `data`."""

@@ -40,14 +40,17 @@ import shutil
 import statistics
 import time
 from concurrent.futures import ProcessPoolExecutor
+from functools import partial
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
 import _gptnas_paper as paper
-from _gptnas_paper import mean_std
 from _common import OUT_DIR, print_table, write_result
 
+from lmnas.report.tables import mean_std as _mean_std
+
+mean_std = partial(_mean_std, std_of_one=True)  # one seed still prints "v ± 0.00"
 WORK = OUT_DIR / "gptnas_ablation"
 # The embedded default's search settings (config/config.yaml), on 8x8 one-channel digits.
 SPACE = {"name": "gptnas-blocks", "min_blocks": 4, "max_blocks": 8, "stage_widths": [16, 32, 64],

@@ -26,10 +26,13 @@ def table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     return "\n".join(lines)
 
 
-def mean_std(values: Sequence[float]) -> str:
-    if not values:
+def mean_std(values: Iterable[float | None], digits: int = 2, *, std_of_one: bool = False) -> str:
+    """"mean ± std" of the values (None skipped): "–" for none, the lone value for one, or with
+    `std_of_one` "v ± 0.00" (a benchmark column keeps one shape)."""
+    present = [float(v) for v in values if v is not None]
+    if not present:
         return "–"
-    if len(values) == 1:
-        return f"{values[0]:.2f}"
-    return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}"
-
+    if len(present) == 1 and not std_of_one:
+        return f"{present[0]:.{digits}f}"
+    std = statistics.stdev(present) if len(present) > 1 else 0.0
+    return f"{statistics.mean(present):.{digits}f} ± {std:.{digits}f}"

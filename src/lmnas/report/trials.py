@@ -2,20 +2,10 @@
 
 from __future__ import annotations
 
-import statistics
 from collections import defaultdict
 from typing import Any
 
 from lmnas.report.tables import mean_std, table
-
-
-def _ms(values: list[Any], digits: int = 2) -> str:
-    values = [float(v) for v in values if v is not None]
-    if not values:
-        return "–"
-    if len(values) == 1:
-        return f"{values[0]:.{digits}f}"
-    return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
 
 
 def trials_section(summary: dict[str, Any]) -> str:
@@ -29,7 +19,7 @@ def trials_section(summary: dict[str, Any]) -> str:
     budget = summary.get("budget", {}).get("evaluations")
     best_rows = [
         (name, len(group), mean_std([r["best"]["accuracy"] for r in group]),
-         _ms([r["best"]["test_accuracy"] for r in group]), _ms([r["best"]["rank"] for r in group], 1))
+         mean_std([r["best"]["test_accuracy"] for r in group]), mean_std([r["best"]["rank"] for r in group], 1))
         for name, group in by_strategy.items()
     ]
     parts = [
@@ -47,9 +37,9 @@ def trials_section(summary: dict[str, Any]) -> str:
         row: list[Any] = [t + 1]
         for group in by_strategy.values():
             at = [r["steps"][t] for r in group if t < len(r["steps"])]
-            row.append(_ms([s["test_accuracy"] if s["test_accuracy"] is not None else s["accuracy"] for s in at]))
+            row.append(mean_std([s["test_accuracy"] if s["test_accuracy"] is not None else s["accuracy"] for s in at]))
             if ranked:
-                row.append(_ms([s["rank"] for s in at], 1))
+                row.append(mean_std([s["rank"] for s in at], 1))
         rows.append(row)
     parts += ["Per iteration: (test) accuracy and rank of the architecture evaluated at step T, mean ± std over the "
               "trials:", table(header, rows)]
