@@ -5,8 +5,8 @@ t4    Table 4: a fixed set of initial architectures (15 in the paper), each reco
       block masked with that probability and re-generated, left to right) and trained from scratch
       for N epochs (90 in the paper). Accuracy per rate, and the paired gain over rate 0.
 t6    Table 6: GA, GA+GPT (paper settings: mask 0.4 decaying, initial population reconstructed)
-      and Random+GPT (`random-gpt`, written on branch h/nb101; skipped with a note when it is not
-      registered) at the same evaluation budget and seeds. Best proxy accuracy, mean ± std.
+      and Random+GPT (`random-gpt`) at the same evaluation budget and seeds (a --t6-strategies name
+      that is not registered is skipped with a note). Best proxy accuracy, mean ± std.
 vocab Our size-free layer vocabulary vs the paper's sized encoding (`corpus.encoding: sized`): two
       GPTs trained alike on the same corpus; vocabulary size, held-out next-layer top-1/top-5,
       the share of <unk> tokens in the search space's block contexts, and the Table-4 gain at one

@@ -263,8 +263,7 @@ def paper_parts(args: argparse.Namespace, pool: ProcessPoolExecutor, data: Path,
         print_table(["strategy", "best", "evaluations/search", "s/search"],
                     [[r["strategy"], mean_std(r["best"]), f"{r['evaluations']:.1f}", f"{r['wall_s']:.0f}"]
                      for r in rows])
-        note = (f"skipped, not registered here: {skipped} (random-gpt is written on branch h/nb101)"
-                if skipped else None)
+        note = f"skipped, not registered: {skipped}" if skipped else None
         if note:
             print(note)
         out["t6"] = {"rows": rows, "runs": runs, "skipped": skipped, "note": note}
@@ -287,7 +286,7 @@ def paper_parts(args: argparse.Namespace, pool: ProcessPoolExecutor, data: Path,
     return out
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--population", type=int, default=8)
@@ -318,13 +317,153 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2, help="searches run at once (one torch thread each)")
     parser.add_argument("--fresh", action="store_true", help="forget the searches journaled by earlier runs")
     parser.add_argument("--out")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def search_jobs(args: argparse.Namespace, common: dict[str, Any]) -> list[dict[str, Any]]:
+    """The proxy searches of parts (a) and (b): one per (mask rate, inheritance) and seed, shared by both."""
+    configs = set()
+    if "a" in args.parts:
+        configs |= {(rate, inherit) for rate in (0.0, args.gpt_mask_rate) for inherit in (False, True)}
+    if "b" in args.parts:
+        configs |= {(rate, False) for rate in args.mask_rates}
+    # Longest first (no inheritance trains every block) so the pool ends evenly.
+    return [{**common, "mask_rate": rate, "inherit": inherit, "seed": seed}
+            for rate, inherit in sorted(configs, key=lambda c: (c[1], c[0])) for seed in range(args.seeds)]
+
+
+def table_jobs(args: argparse.Namespace, archgpt: Path) -> list[dict[str, Any]]:
+    """Part (d): GA and GA+GPT over the NAS-Bench-101 subset table, --table-seeds each."""
+    from lmnas.benchmarks_data import resolve_benchmarks_dir
+
+    if "d" not in args.parts:
+        return []
+    return [{"benchmarks_dir": str(resolve_benchmarks_dir(args.benchmarks_dir)), "archgpt": str(archgpt),
+             "population": args.table_population, "generations": args.table_generations,
+             "budget": args.table_budget, "strategy": strategy, "mask_rate": rate, "seed": seed}
+            for strategy, rate in (("ga", 0.0), ("ga-gpt", args.gpt_mask_rate)) for seed in range(args.table_seeds)]
+
+
+def correlation_jobs(args: argparse.Namespace, recipe: dict[str, Any], data: Path) -> list[dict[str, Any]]:
+    """Part (c): --candidates distinct random architectures (a fixed draw), each trained short and long."""
+    import random
+
+    from lmnas.spaces import create_space
+
+    if "c" not in args.parts:
+        return []
+    settings = dict(SPACE)
+    space = create_space(settings.pop("name"), **settings)
+    rng, keys = random.Random(12345), []
+    while len(keys) < args.candidates:
+        key = space.key(space.sample(rng))
+        keys += [key] if key not in keys else []
+    return [{"space": SPACE, "recipe": recipe, "data": str(data), "key": key, "long_epochs": args.long_epochs,
+             "seed": 0} for key in keys]
+
+
+def part_a(args: argparse.Namespace, runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """(a) GA vs GA+GPT, each with and without weight inheritance (and the pick retrained from scratch)."""
+    rows, table = [], []
+    for rate, label in ((0.0, "GA"), (args.gpt_mask_rate, f"GA+GPT (mask {args.gpt_mask_rate})")):
+        for inherit in (False, True):
+            best = summarise(runs, rate, inherit)
+            cost = summarise(runs, rate, inherit, "cost_s")
+            entry = {"strategy": label, "mask_rate": rate, "inherit": inherit, "best": best,
+                     "mean": statistics.mean(best), "std": statistics.stdev(best) if len(best) > 1 else 0.0,
+                     "search_cost_s": statistics.mean(cost)}
+            scratch = "="  # without inheritance the search's accuracy already is from scratch
+            if inherit:
+                fresh = summarise(runs, rate, inherit, "best_scratch_accuracy")
+                entry |= {"best_scratch": fresh, "scratch_mean": statistics.mean(fresh)}
+                entry |= {k: statistics.mean(summarise(runs, rate, inherit, k))
+                          for k in ("trained_block_fraction", "bn_only_fraction", "inherited_fraction")}
+                scratch = mean_std(fresh)
+            rows.append(entry)
+            table.append([label, "yes" if inherit else "no", mean_std(best), scratch,
+                          f"{entry['search_cost_s']:.0f}",
+                          f"{entry.get('trained_block_fraction', 1.0):.2f}"])
+    print(f"\n(a) best proxy accuracy found (%), mean ± std over {args.seeds} seeds, "
+          f"{args.budget} evaluations of {args.proxy_epochs}-epoch proxies")
+    print_table(["strategy", "inherit", "best (search)", "best, retrained from scratch",
+                 "training s/search", "blocks trained/child"], table)
+    return rows
+
+
+def part_b(args: argparse.Namespace, runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """(b) GA+GPT at every mask rate, without inheritance."""
+    rows, table = [], []
+    same0 = all(len({json.dumps(r["generation0"]) for r in runs if r["seed"] == seed}) == 1
+                for seed in range(args.seeds))
+    for rate in args.mask_rates:
+        best = summarise(runs, rate, False)
+        entry = {"mask_rate": rate, "best": best, "mean": statistics.mean(best),
+                 "std": statistics.stdev(best) if len(best) > 1 else 0.0,
+                 "regenerated_blocks": statistics.mean(summarise(runs, rate, False, "regenerated_blocks"))}
+        rows.append(entry)
+        table.append([rate, mean_std(best), f"{entry['regenerated_blocks']:.1f}"])
+    print(f"\n(b) mask rate (decaying linearly to 0): best proxy accuracy (%), "
+          f"mean ± std over {args.seeds} seeds; "
+          f"same generation 0 for every rate: {same0}")
+    print_table(["mask rate", "best", "GPT-regenerated blocks in evaluated children/search"], table)
+    return {"rows": rows, "same_generation0": same0}
+
+
+def part_c(args: argparse.Namespace, correlation: list[dict[str, Any]]) -> dict[str, Any]:
+    """(c) How well the short proxy ranks candidates against the longer training."""
+    from scipy import stats
+
+    short = [c["short"] for c in correlation]
+    long = [c["long"] for c in correlation]
+    pearson, spearman = stats.pearsonr(short, long), stats.spearmanr(short, long)
+    kendall = stats.kendalltau(short, long)
+    c = {"candidates": correlation, "pearson_r": float(pearson[0]), "pearson_p": float(pearson[1]),
+         "spearman_rho": float(spearman[0]), "spearman_p": float(spearman[1]),
+         "kendall_tau": float(kendall[0]), "kendall_p": float(kendall[1]),
+         "short_s": statistics.mean(c["short_s"] for c in correlation),
+         "long_s": statistics.mean(c["long_s"] for c in correlation)}
+    print(f"\n(c) {args.proxy_epochs}-epoch proxy vs {args.long_epochs}-epoch training, "
+          f"{len(correlation)} random candidates")
+    print_table(["pearson r", "p", "spearman rho", "kendall tau", "short acc", "long acc", "short s", "long s"],
+                [[c["pearson_r"], f"{c['pearson_p']:.2g}", c["spearman_rho"], c["kendall_tau"], mean_std(short),
+                  mean_std(long), c["short_s"], c["long_s"]]])
+    return c
+
+
+def part_d(args: argparse.Namespace, table_runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """(d) GA vs GA+GPT on the NAS-Bench-101 subset table: best after N queries."""
+    rows, table = [], []
+    for strategy, rate, label in (("ga", 0.0, "GA"), ("ga-gpt", args.gpt_mask_rate,
+                                                      f"GA+GPT (mask {args.gpt_mask_rate})")):
+        runs_d = [r for r in table_runs if r["strategy"] == strategy]
+        best_at = {n: [r["best_at"][str(n)] for r in runs_d] for n in TABLE_CHECKPOINTS}
+        entry = {"strategy": label, "mask_rate": rate, "best_at": best_at,
+                 "mean_at": {n: statistics.mean(v) for n, v in best_at.items()},
+                 "std_at": {n: statistics.stdev(v) if len(v) > 1 else 0.0 for n, v in best_at.items()},
+                 "regenerated_ops": statistics.mean(r["regenerated_ops"] for r in runs_d),
+                 "evaluations": statistics.mean(r["evaluations"] for r in runs_d),
+                 "found_optimum": sum(r["best_at"][str(TABLE_CHECKPOINTS[-1])] >= r["optimum"] for r in runs_d),
+                 "wall_s": statistics.mean(r["wall_s"] for r in runs_d)}
+        rows.append(entry)
+        table.append([label, *(mean_std(best_at[n]) for n in TABLE_CHECKPOINTS),
+                      f"{entry['found_optimum']}/{len(runs_d)}", f"{entry['evaluations']:.1f}",
+                      f"{entry['regenerated_ops']:.1f}", f"{entry['wall_s']:.1f}"])
+    optimum = table_runs[0]["optimum"] if table_runs else None
+    # The whole heading depends on the optimum: with no table run (--table-seeds 0) it is an empty line.
+    print(f"\n(d) NAS-Bench-101 subset table ({args.table_population} x {args.table_generations} generations): "
+          f"best validation accuracy (%) after N queries, mean ± std over {args.table_seeds} seeds; "
+          f"table optimum {optimum:.2f}" if optimum is not None else "")
+    print_table(["strategy", *(f"best@{n}" for n in TABLE_CHECKPOINTS), "optimum found",
+                 "evaluations/search", "GPT-regenerated ops/search", "s/search"], table)
+    return {"rows": rows, "runs": table_runs, "optimum": optimum}
+
+
+def main() -> None:
+    args = parse_args()
     if args.fresh:
         shutil.rmtree(WORK / "runs", ignore_errors=True)
 
     import torch
-
-    from lmnas.benchmarks_data import resolve_benchmarks_dir
 
     torch.set_num_threads(1)
     start = time.perf_counter()
@@ -332,133 +471,34 @@ def main() -> None:
     recipe = {**RECIPE, "epochs": args.proxy_epochs}
     common = {"space": SPACE, "recipe": recipe, "data": str(data), "archgpt": str(archgpt),
               "population": args.population, "generations": args.generations, "budget": args.budget}
-    configs = set()
-    if "a" in args.parts:
-        configs |= {(rate, inherit) for rate in (0.0, args.gpt_mask_rate) for inherit in (False, True)}
-    if "b" in args.parts:
-        configs |= {(rate, False) for rate in args.mask_rates}
-    # Longest first (no inheritance trains every block) so the pool ends evenly.
-    jobs = [{**common, "mask_rate": rate, "inherit": inherit, "seed": seed}
-            for rate, inherit in sorted(configs, key=lambda c: (c[1], c[0])) for seed in range(args.seeds)]
+
+    # Submit every part's jobs to one pool, then collect them in the same order.
+    jobs = search_jobs(args, common)
     pool = ProcessPoolExecutor(max_workers=args.jobs, mp_context=get_context("spawn"))
     futures = [pool.submit(search_job, job) for job in jobs]
-    table_jobs = [{"benchmarks_dir": str(resolve_benchmarks_dir(args.benchmarks_dir)), "archgpt": str(archgpt),
-                   "population": args.table_population, "generations": args.table_generations,
-                   "budget": args.table_budget, "strategy": strategy, "mask_rate": rate, "seed": seed}
-                  for strategy, rate in (("ga", 0.0), ("ga-gpt", args.gpt_mask_rate))
-                  for seed in range(args.table_seeds)] if "d" in args.parts else []
-    table_futures = [pool.submit(table_job, job) for job in table_jobs]
-    correlation: list[dict[str, Any]] = []
-    if "c" in args.parts:
-        import random
-
-        from lmnas.spaces import create_space
-
-        settings = dict(SPACE)
-        space = create_space(settings.pop("name"), **settings)
-        rng, keys = random.Random(12345), []
-        while len(keys) < args.candidates:
-            key = space.key(space.sample(rng))
-            keys += [key] if key not in keys else []
-        corr_futures = [pool.submit(correlation_job, {"space": SPACE, "recipe": recipe, "data": str(data),
-                                                      "key": key, "long_epochs": args.long_epochs, "seed": 0})
-                        for key in keys]
+    table_futures = [pool.submit(table_job, job) for job in table_jobs(args, archgpt)]
+    corr_futures = [pool.submit(correlation_job, job) for job in correlation_jobs(args, recipe, data)]
     runs = []
     for job, future in zip(jobs, futures):
         runs.append(future.result())
         print(f"[{time.perf_counter() - start:6.0f}s] mask {job['mask_rate']} inherit {job['inherit']} "
               f"seed {job['seed']}: best {runs[-1]['best_accuracy']:.2f}", flush=True)
-    if "c" in args.parts:
-        correlation = [f.result() for f in corr_futures]
+    correlation = [f.result() for f in corr_futures]
     table_runs = [f.result() for f in table_futures]
-    paper_results = paper_parts(args, pool, data, archgpt)
+    paper_results = paper_parts(args, pool, data, archgpt)  # t4, t6, vocab: print their own tables
     pool.shutdown()
 
+    # Each part's table, printed, and its rows into the report.
     report: dict[str, Any] = {"args": vars(args), "space": SPACE, "recipe": recipe, "archgpt": str(archgpt),
                               "runs": runs}
     if "a" in args.parts:
-        rows, table = [], []
-        for rate, label in ((0.0, "GA"), (args.gpt_mask_rate, f"GA+GPT (mask {args.gpt_mask_rate})")):
-            for inherit in (False, True):
-                best = summarise(runs, rate, inherit)
-                cost = summarise(runs, rate, inherit, "cost_s")
-                entry = {"strategy": label, "mask_rate": rate, "inherit": inherit, "best": best,
-                         "mean": statistics.mean(best), "std": statistics.stdev(best) if len(best) > 1 else 0.0,
-                         "search_cost_s": statistics.mean(cost)}
-                scratch = "="
-                if inherit:
-                    fresh = summarise(runs, rate, inherit, "best_scratch_accuracy")
-                    entry |= {"best_scratch": fresh, "scratch_mean": statistics.mean(fresh)}
-                    entry |= {k: statistics.mean(summarise(runs, rate, inherit, k))
-                              for k in ("trained_block_fraction", "bn_only_fraction", "inherited_fraction")}
-                    scratch = mean_std(fresh)
-                rows.append(entry)
-                table.append([label, "yes" if inherit else "no", mean_std(best), scratch,
-                              f"{entry['search_cost_s']:.0f}",
-                              f"{entry.get('trained_block_fraction', 1.0):.2f}"])
-        print(f"\n(a) best proxy accuracy found (%), mean ± std over {args.seeds} seeds, "
-              f"{args.budget} evaluations of {args.proxy_epochs}-epoch proxies")
-        print_table(["strategy", "inherit", "best (search)", "best, retrained from scratch",
-                     "training s/search", "blocks trained/child"], table)
-        report["a"] = rows
+        report["a"] = part_a(args, runs)
     if "b" in args.parts:
-        rows, table = [], []
-        same0 = all(len({json.dumps(r["generation0"]) for r in runs if r["seed"] == seed}) == 1
-                    for seed in range(args.seeds))
-        for rate in args.mask_rates:
-            best = summarise(runs, rate, False)
-            entry = {"mask_rate": rate, "best": best, "mean": statistics.mean(best),
-                     "std": statistics.stdev(best) if len(best) > 1 else 0.0,
-                     "regenerated_blocks": statistics.mean(summarise(runs, rate, False, "regenerated_blocks"))}
-            rows.append(entry)
-            table.append([rate, mean_std(best), f"{entry['regenerated_blocks']:.1f}"])
-        print(f"\n(b) mask rate (decaying linearly to 0): best proxy accuracy (%), "
-              f"mean ± std over {args.seeds} seeds; "
-              f"same generation 0 for every rate: {same0}")
-        print_table(["mask rate", "best", "GPT-regenerated blocks in evaluated children/search"], table)
-        report["b"] = {"rows": rows, "same_generation0": same0}
+        report["b"] = part_b(args, runs)
     if "c" in args.parts:
-        from scipy import stats
-
-        short = [c["short"] for c in correlation]
-        long = [c["long"] for c in correlation]
-        pearson, spearman = stats.pearsonr(short, long), stats.spearmanr(short, long)
-        kendall = stats.kendalltau(short, long)
-        report["c"] = {"candidates": correlation, "pearson_r": float(pearson[0]), "pearson_p": float(pearson[1]),
-                       "spearman_rho": float(spearman[0]), "spearman_p": float(spearman[1]),
-                       "kendall_tau": float(kendall[0]), "kendall_p": float(kendall[1]),
-                       "short_s": statistics.mean(c["short_s"] for c in correlation),
-                       "long_s": statistics.mean(c["long_s"] for c in correlation)}
-        c = report["c"]
-        print(f"\n(c) {args.proxy_epochs}-epoch proxy vs {args.long_epochs}-epoch training, "
-              f"{len(correlation)} random candidates")
-        print_table(["pearson r", "p", "spearman rho", "kendall tau", "short acc", "long acc", "short s", "long s"],
-                    [[c["pearson_r"], f"{c['pearson_p']:.2g}", c["spearman_rho"], c["kendall_tau"], mean_std(short),
-                      mean_std(long), c["short_s"], c["long_s"]]])
+        report["c"] = part_c(args, correlation)
     if "d" in args.parts:
-        rows, table = [], []
-        for strategy, rate, label in (("ga", 0.0, "GA"), ("ga-gpt", args.gpt_mask_rate,
-                                                          f"GA+GPT (mask {args.gpt_mask_rate})")):
-            runs_d = [r for r in table_runs if r["strategy"] == strategy]
-            best_at = {n: [r["best_at"][str(n)] for r in runs_d] for n in TABLE_CHECKPOINTS}
-            entry = {"strategy": label, "mask_rate": rate, "best_at": best_at,
-                     "mean_at": {n: statistics.mean(v) for n, v in best_at.items()},
-                     "std_at": {n: statistics.stdev(v) if len(v) > 1 else 0.0 for n, v in best_at.items()},
-                     "regenerated_ops": statistics.mean(r["regenerated_ops"] for r in runs_d),
-                     "evaluations": statistics.mean(r["evaluations"] for r in runs_d),
-                     "found_optimum": sum(r["best_at"][str(TABLE_CHECKPOINTS[-1])] >= r["optimum"] for r in runs_d),
-                     "wall_s": statistics.mean(r["wall_s"] for r in runs_d)}
-            rows.append(entry)
-            table.append([label, *(mean_std(best_at[n]) for n in TABLE_CHECKPOINTS),
-                          f"{entry['found_optimum']}/{len(runs_d)}", f"{entry['evaluations']:.1f}",
-                          f"{entry['regenerated_ops']:.1f}", f"{entry['wall_s']:.1f}"])
-        optimum = table_runs[0]["optimum"] if table_runs else None
-        print(f"\n(d) NAS-Bench-101 subset table ({args.table_population} x {args.table_generations} generations): "
-              f"best validation accuracy (%) after N queries, mean ± std over {args.table_seeds} seeds; "
-              f"table optimum {optimum:.2f}" if optimum is not None else "")
-        print_table(["strategy", *(f"best@{n}" for n in TABLE_CHECKPOINTS), "optimum found",
-                     "evaluations/search", "GPT-regenerated ops/search", "s/search"], table)
-        report["d"] = {"rows": rows, "runs": table_runs, "optimum": optimum}
+        report["d"] = part_d(args, table_runs)
     report.update(paper_results)
     report["wall_s"] = time.perf_counter() - start
     print(f"\nwall time {report['wall_s']:.0f} s")
