@@ -39,7 +39,7 @@ def test_search_writes_best_and_journal_then_resumes(tmp_path, capsys):
     code, _, _ = run_cli(capsys, "search", "--space", "nas-bench-201", "--strategy", "regularized-evolution",
                          "--budget", "45", "--seed", "1", "--out", str(out), "--quiet")
     best = json.loads((out / "best.json").read_text())
-    assert code == 0 and best["evaluations"] == 45 and best["resumed_from"] == 30
+    assert code == 0 and best["evaluations"] == 45 and json.loads((out / "timings.json").read_text())["resumed_from"] == 30
     keys = pq.read_table(out / "journal.parquet").column("key").to_pylist()
     assert len(keys) == len(set(keys)) == 45
     assert best["accuracy"] == max(table[k]["val_acc_200"] for k in keys)

@@ -46,8 +46,9 @@ def search_section(best: dict[str, Any], journal_rows: list[dict[str, Any]], cur
     return "\n\n".join([
         "## Search",
         f"Strategy **{strategy['name']}** on space **{best['space']['name']}**, evaluator "
-        f"**{best['evaluator']['name']}**, seed {best['seed']}: {best['evaluations']} evaluations "
-        f"({fmt(best['search_cost_s'])} s of evaluation), stopped because: {best['stopped_because']}.",
+        f"**{best['evaluator']['name']}**, seed {best['seed']}: {best['evaluations']} evaluations, "
+        f"stopped because: {best['stopped_because']} (evaluation costs and wall time: "
+        f"`{os.path.relpath(curve.parent / 'timings.json', out_dir)}`).",
         table(["best genotype", "accuracy (%)", "test accuracy (%)", "params", "FLOPs (MACs)", "found at step"],
               [(best["genotype"], best["accuracy"], best.get("test_accuracy"), best.get("params"), best.get("flops"),
                 best["step"])]),
