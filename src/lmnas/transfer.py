@@ -18,7 +18,7 @@ from torch import nn
 
 from lmnas.errors import LmnasError
 from lmnas.io import write_json
-from lmnas.retrain import train_and_report
+from lmnas.retrain import TIMING_KEYS, train_and_report
 from lmnas.training import TrainRecipe
 
 
@@ -64,8 +64,8 @@ def transfer(
         )
         merged = {**metrics, "scratch_test_acc": scratch["test_acc"], "scratch_val_acc": scratch["val_acc"],
                   "gain_over_scratch": metrics["test_acc"] - scratch["test_acc"]}
-        if merged != metrics:
-            write_json(out_dir / "metrics.json", merged)
+        if merged != metrics:  # timings stay in timings.json (lmnas.retrain.TIMING_KEYS)
+            write_json(out_dir / "metrics.json", {k: v for k, v in merged.items() if k not in TIMING_KEYS})
         metrics = merged
     return metrics
 

@@ -142,5 +142,5 @@ def chain_outputs(wildcards):
         if enabled("transfer"):
             outputs += [*rules.transfer.output]
             outputs += [f"{RUN}/transfer/{name}/{file}" for name in transfer_datasets()[1:]
-                        for file in ("metrics.json", "log.csv")]
+                        for file in ("metrics.json", "log.csv", "timings.json")]
     return list(dict.fromkeys(str(o) for o in outputs))
