@@ -202,11 +202,20 @@ def set_aside_foreign_checkpoints(checkpoint_dir: Path, recipe: TrainRecipe, see
         return
     checkpoint = load_latest(checkpoint_dir)
     if checkpoint is not None and not checkpoint_matches(checkpoint.state, recipe, seed, identity):
-        aside = checkpoint_dir.with_name(f"{checkpoint_dir.name}.old-{time.strftime('%Y%m%dT%H%M%S')}")
+        aside = aside_name(checkpoint_dir)
         checkpoint_dir.rename(aside)
         print(f"lmnas: {checkpoint_dir}: made for another run ({checkpoint.state.get('identity')}); moved to {aside}, "
               "training afresh", file=sys.stderr)
     distributed.barrier()
+
+
+def aside_name(path: Path) -> Path:
+    """`<name>.old-<time>`, numbered when two runs set folders aside within the same second."""
+    stamp, n = time.strftime("%Y%m%dT%H%M%S"), 1
+    aside = path.with_name(f"{path.name}.old-{stamp}")
+    while aside.exists():
+        aside, n = path.with_name(f"{path.name}.old-{stamp}-{n}"), n + 1
+    return aside
 
 
 def _finished(metrics_path: Path, recipe: TrainRecipe, seed: int, identity: dict[str, Any]) -> dict[str, Any]:
