@@ -167,3 +167,27 @@ def report_inputs(wildcards):
         inputs["archgpt"] = rules.train_archgpt.output.metrics
         inputs["archgpt_curves"] = rules.train_archgpt.output.curves
     return inputs
+
+
+def chain_outputs(wildcards):
+    """Every output of the chain's jobs, for the default target. Snakemake reruns a job whose
+    outputs are missing only when a target asks for them; once any downstream result exists it does
+    not. A job killed after Snakemake removed its outputs (e.g. `-R search`, killed mid-search) left
+    no file to mark incomplete, and the plain rerun said "Nothing to be done" beside the old
+    downstream results. Named here, a missing output reruns its job (a search resumes from its
+    journal) and everything after it."""
+    outputs = [*rules.report.output, *report_inputs(wildcards).values(), *rules.search.output]
+    if uses_archgpt():
+        outputs += [*rules.encode_corpus.output, *rules.train_archgpt.output]
+    if config["trials"]["enabled"]:
+        outputs += [*rules.trials.output]
+    if enabled("retrain"):
+        outputs += [*rules.retrain.output]
+        if enabled("transfer"):
+            outputs += [*rules.transfer.output]
+            outputs += [
+                f"{RUN}/transfer/{name}/{file}"
+                for name in transfer_datasets()[1:]
+                for file in ("metrics.json", "log.csv", "timings.json")
+            ]
+    return list(dict.fromkeys(str(o) for o in outputs))
