@@ -29,7 +29,7 @@ def _writable_folder(out: str) -> Path:
 
 
 def _search(args: argparse.Namespace) -> None:
-    from lmnas.config import load_yaml, validate_search_section
+    from lmnas.config import load_yaml
     from lmnas.search.workflow import search_from_config
 
     for value, flag in ((args.budget, "--budget"), (args.workers, "--workers"), (args.threads, "--threads")):
@@ -49,7 +49,6 @@ def _search(args: argparse.Namespace) -> None:
     section["budget"] = dict(section.get("budget", {}))
     if args.budget:
         section["budget"]["evaluations"] = args.budget
-    section["budget"].setdefault("evaluations", 100)
     if args.workers:
         section["workers"] = args.workers
     if args.threads:
@@ -67,8 +66,7 @@ def _search(args: argparse.Namespace) -> None:
     if llm:
         options = section["options"] = {k: dict(v) for k, v in section.get("options", {}).items()}
         options.setdefault(section["strategy"], {}).update(llm)
-    validate_search_section(section, args.config or "command line")
-    summary = search_from_config(
+    summary = search_from_config(  # validates the section against the schema (filling its defaults)
         section,
         data_dir=Path(args.data) if args.data else None,
         archgpt_dir=Path(args.archgpt) if args.archgpt else None,
@@ -77,6 +75,7 @@ def _search(args: argparse.Namespace) -> None:
         device=args.device,
         progress=not args.quiet,
         policy="restart" if args.restart else "refuse",
+        source=args.config or "command line",
     )
     keys = ("genotype", "accuracy", "test_accuracy", "evaluations", "stopped_because")
     print(json.dumps({k: summary[k] for k in keys if k in summary}, indent=2))
