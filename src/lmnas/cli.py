@@ -102,8 +102,9 @@ def _arch(args: argparse.Namespace) -> None:
     measured = measure(model, space.input_shape)  # "flops" there = torch's multiply-adds
     out = {"space": space.name, "genotype": space.key(genotype), "params": measured["params"],
            "flops": measured["flops"], "macs": measured["flops"], "input_shape": list(space.input_shape)}
-    if callable(getattr(space, "macs", None)):  # a paper-convention count (GENIUS: thop at 224 px)
-        out["flops"] = space.flops(genotype)
+    paper_flops = space.flops(genotype)  # a paper-convention count (GENIUS: thop at 224 px), if the space has one
+    if paper_flops is not None:
+        out["flops"] = paper_flops
         out["flops_convention"] = {k: v for k, v in space.settings().items() if k.startswith("flops_")}
     print(json.dumps(out, indent=2))
 
