@@ -296,7 +296,6 @@ class Verdict:
         return not self.accepted and bool(self.rejections) and self.rejections[0].reason in ("empty", "refusal")
 
 
-
 def validate_answer(
     text: str,
     fmt: AnswerFormat,
