@@ -8,6 +8,10 @@ min_version("8.0")  # the --allowed-rules/--force behaviour and script API the D
 configfile: f"{workflow.basedir}/config/config.yaml"
 
 
+# The HTML report's front page (snakemake --report): what the workflow does, for this run.
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/slurm_checks.smk"
 

@@ -207,3 +207,48 @@ def test_a_folder_whose_run_made_no_evaluation_is_no_result_to_protect(tmp_path)
     (run / "journal.jsonl").write_text("")  # a folder holding anything else is still protected
     (run / "notes.txt").write_text("mine")
     refused(lmnas(*MACRO, "--seed", "2", "--budget", "4", "--out", "run", cwd=tmp_path), "(differ: seed)")
+
+
+@pytest.mark.parametrize("space, file", [("channel-bench-macro-mobilenet", "Results_MobileNet.json"),
+                                         ("channel-bench-macro-resnet", "Results_ResNet.json")])
+def test_a_missing_channel_bench_table_says_how_to_copy_it(space, file, tmp_path):
+    """Channel-Bench-Macro is not shipped: the line names the file, where to put it and the command that copies it."""
+    tables = tmp_path / "tables"
+    tables.mkdir()
+    _monkeypatch.setenv("LMNAS_BENCHMARKS_DIR", str(tables))
+    refused(lmnas("search", "--space", space, "--strategy", "random", "--quiet", "--budget", "3", "--out", "run",
+                  cwd=tmp_path),
+            f"benchmark table {tables / file} not found: Channel-Bench-Macro is not shipped",
+            f"into {tables}: curl -L -o {tables / file} https://raw.githubusercontent.com/mingkai-zheng/GENIUS/"
+            f"97361d30b2da337edd0c8e1ed71b7c88b4a85d38/benchmark/{file}")
+    assert not (tmp_path / "run").exists()
+
+
+def test_refusals_name_the_flag_typed_and_the_command_that_works(tmp_path):
+    """--data on a missing folder suggests the Snakemake target that prepares it (`snakemake prepare_data` is
+    refused by Snakemake: wildcard output); ga-gpt without --archgpt names the flag, not the config key."""
+    line = refused(lmnas("search", "--space", "gptnas-blocks", "--strategy", "ga", "--data", "data/prepared/digits04",
+                         "--budget", "2", "--out", "run", "--quiet", cwd=tmp_path),
+                   "--data data/prepared/digits04: no prepared dataset there",
+                   "make it with `snakemake --cores 1 data/prepared/digits04`")
+    assert "snakemake prepare_data" not in line
+    for strategy in ("ga-gpt", "random-gpt"):
+        line = refused(lmnas("search", "--space", "gptnas-blocks", "--strategy", strategy, "--budget", "2",
+                             "--out", "run", "--quiet", cwd=tmp_path),
+                       f"--strategy {strategy} needs a fine-tuned architecture GPT: pass --archgpt DIR")
+        assert "archgpt_dir" not in line
+    assert not (tmp_path / "run").exists()
+
+
+def test_arch_says_when_it_prints_the_canonical_form(tmp_path):
+    given = "[1, 0, 0, 0, 1, 0, 1, 0, 1, 1, 1, 0, 4, 0, 4, 3, 0, 0, 4, 3, 0, 4, 4, 0, 5, 0, 5, 5, 5, 0]"  # GENIUS-329
+    result = lmnas("arch", "--space", "genius-imagenet", "--genotype", given, cwd=tmp_path)
+    assert result.returncode == 0
+    out = json.loads(result.stdout)
+    assert out["genotype"] == "1,1,0,0,0,0,1,1,1,1,0,0,4,4,3,0,0,0,4,3,4,4,0,0,5,5,5,5,0,0" and out["given"] == given
+    assert "canonical form" in out["canonical"] and "skips moved to the end of the stage" in out["canonical"]
+    assert result.stderr.startswith("lmnas: printing the canonical form of --genotype: each stage's later skips")
+    # given in its canonical form (list or key spelling): no note
+    for spelling in (out["genotype"], "[" + out["genotype"].replace(",", ", ") + "]"):
+        result = lmnas("arch", "--space", "genius-imagenet", "--genotype", spelling, cwd=tmp_path)
+        assert "canonical" not in json.loads(result.stdout) and result.stderr == ""

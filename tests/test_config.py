@@ -1,3 +1,5 @@
+import json
+import re
 from pathlib import Path
 
 import pytest
@@ -121,3 +123,61 @@ def test_options_for_unregistered_names_are_rejected():
     config["search"]["options"]["nas-bench-999"] = {}
     with pytest.raises(LmnasError, match=r"search\.options\.nas-bench-999: not a registered"):
         resolve(config, REPO)
+
+
+# config/README.md: one `## ` section per config section, each with a key table (first column).
+CONFIG_README = REPO / "config" / "README.md"
+SCHEMA = json.loads((REPO / "src" / "lmnas" / "schemas" / "config.schema.json").read_text())
+
+
+def _schema_node(ref_or_node: dict) -> dict:
+    ref = ref_or_node.get("$ref")
+    return SCHEMA["$defs"][ref.rsplit("/", 1)[1]] if ref else ref_or_node
+
+
+def _readme_tables() -> dict[str, list[str]]:
+    """Section heading → the backticked keys of its table's first column."""
+    tables: dict[str, list[str]] = {}
+    for section in CONFIG_README.read_text().split("\n## ")[1:]:
+        heading, body = section.split("\n", 1)
+        tables[heading.strip()] = re.findall(r"^\| `([^`]+)` \|", body, re.M)
+    return tables
+
+
+def _readme_sections() -> dict[str, tuple[dict, list[str]]]:
+    """Section heading → (the schema nodes it describes, its documented keys)."""
+    props, defs = SCHEMA["properties"], SCHEMA["$defs"]
+    nodes = {"Top level": [SCHEMA], "`datasets`": [defs["dataset"]], "Training recipe": [defs["recipe"]],
+             "`resources`": [defs["resources"], defs["multinode_resources"]]}
+    nodes |= {f"`{name}`": [props[name]] for name in ("corpus", "archgpt", "search", "retrain", "transfer", "trials")}
+    tables = _readme_tables()
+    assert set(tables) == set(nodes), f"config/README.md sections {sorted(tables)}, expected {sorted(nodes)}"
+    return {heading: (nodes[heading], tables[heading]) for heading in nodes}
+
+
+def _has_key(node: dict, dotted: str) -> bool:
+    for part in dotted.split("."):
+        node = _schema_node(node).get("properties", {}).get(part)
+        if node is None:
+            return False
+    return True
+
+
+def test_config_readme_names_every_top_level_section():
+    tables = _readme_tables()
+    documented = set(tables["Top level"]) | {h.strip("`") for h in tables if h.startswith("`")}
+    missing = set(SCHEMA["properties"]) - documented
+    assert not missing, f"config/README.md does not describe the config sections {sorted(missing)}"
+
+
+def test_config_readme_keys_are_the_schema_keys():
+    """Every key of a described section is in its table (itself or a dotted sub-key), and every key
+    in a table is in the schema: the README stays true when the schema changes."""
+    for heading, (nodes, keys) in _readme_sections().items():
+        stale = [key for key in keys if not any(_has_key(node, key) for node in nodes)]
+        assert not stale, f"config/README.md, {heading}: keys not in the schema: {stale}"
+        if heading == "Top level":
+            continue  # the object sections have sections of their own
+        schema_keys = {k for node in nodes for k in node.get("properties", {})}
+        undocumented = {k for k in schema_keys if not any(key == k or key.startswith(f"{k}.") for key in keys)}
+        assert not undocumented, f"config/README.md, {heading}: schema keys not described: {sorted(undocumented)}"

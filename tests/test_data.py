@@ -150,8 +150,8 @@ def test_verify_catches_a_corrupted_shard(tmp_path: Path) -> None:
 
 
 def test_missing_manifest_and_unknown_split(tmp_path: Path, digits_dir: Path) -> None:
-    with pytest.raises(LmnasError, match="run prepare_data first"):
-        load_split(tmp_path, "train")
+    with pytest.raises(LmnasError, match=f"make it with `snakemake --cores 1 data/prepared/{tmp_path.name}`"):
+        load_split(tmp_path, "train")  # the command that works (`snakemake prepare_data` has a wildcard output)
     with pytest.raises(LmnasError, match="split 'dev' not in .*known: \\['test', 'train', 'val'\\]"):
         load_split(digits_dir, "dev")
 

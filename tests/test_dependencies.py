@@ -79,6 +79,25 @@ def test_test_and_benchmark_imports_are_dev_dependencies():
     assert not missing, f"imported by tests/benchmarks but not declared (add to the dev extra): {missing}"
 
 
-def test_every_test_has_a_timeout():
-    options = PYPROJECT["tool"]["pytest"]["ini_options"]
-    assert int(options["timeout"]) > 0
+def _timeout_marks() -> dict[str, object]:
+    """`file:line` → the first argument of every `pytest.mark.timeout(...)` in tests/."""
+    found = {}
+    for path in sorted((REPO / "tests").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "timeout"
+                    and isinstance(node.func.value, ast.Attribute) and node.func.value.attr == "mark"):
+                arg = node.args[0] if node.args else next((k.value for k in node.keywords if k.arg == "timeout"), None)
+                found[f"{path.name}:{node.lineno}"] = arg.value if isinstance(arg, ast.Constant) else arg
+    return found
+
+
+def test_every_test_has_a_timeout(pytestconfig):
+    """pytest-timeout is declared and loaded, its default limit is positive, and no test's own
+    `@pytest.mark.timeout` switches it off (0 or None) or sets a limit that is not a number."""
+    assert "pytest-timeout" in {_name(d) for d in PYPROJECT["project"]["optional-dependencies"]["dev"]}
+    assert pytestconfig.pluginmanager.hasplugin("timeout"), "pytest-timeout is not loaded: no test has a timeout"
+    assert float(pytestconfig.getini("timeout")) > 0
+    marks = _timeout_marks()
+    assert marks, "no @pytest.mark.timeout found: the scan is broken (the chain tests set their own)"
+    off = {where: value for where, value in marks.items() if not (isinstance(value, int | float) and value > 0)}
+    assert not off, f"tests whose timeout is off or not a positive number: {off}"

@@ -12,7 +12,8 @@ from lmnas.codedeps import code_packages
 from lmnas.dvcgen import generate
 
 REPO = Path(__file__).resolve().parents[1]
-BENCH = REPO.parent / "shared" / "benchmarks"
+sys.path.insert(0, str(REPO / "tests"))
+from bench_tables import BENCH, needs  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -79,13 +80,18 @@ def test_input_files_and_replay_outs(stages):
     report = deps(stages["report"])
     assert {"results/default/search/journal.parquet", "results/default/search/curve.png",
             "results/default/archgpt/loss_curves.png", "results/default/retrain/log.csv"} <= report
-    if (BENCH / "nas_bench_101_subset.json").is_file():
-        assert "../shared/benchmarks/nas_bench_101_subset.json" in deps(stages["encode_corpus"])
     assert "results/default/search/journal.jsonl" in stages["search"]["outs"]
     # checkpoints are removed before a DVC run (never resumed across settings), not cached
     assert {"results/default/retrain/checkpoints": {"cache": False}} in stages["retrain"]["outs"]
     assert {"results/default/transfer/checkpoints": {"cache": False}} in stages["transfer"]["outs"]
     assert {"results/default/transfer/scratch": {"cache": False}} in stages["transfer"]["outs"]
+
+
+@needs("nas_bench_101_subset.json")
+def test_the_records_file_is_a_dependency_of_the_corpus(stages):
+    records = [d for d in deps(stages["encode_corpus"]) if d.endswith("nas_bench_101_subset.json")]
+    assert len(records) == 1 and not Path(records[0]).is_absolute(), deps(stages["encode_corpus"])
+    assert (REPO / records[0]).resolve() == (BENCH / "nas_bench_101_subset.json").resolve()
 
 
 def test_headline_metrics_are_git_tracked_and_uncached(stages):
@@ -95,20 +101,26 @@ def test_headline_metrics_are_git_tracked_and_uncached(stages):
     assert ignored.returncode == 1, "metrics/ must not be git-ignored: dvc metrics diff reads it from git"
 
 
-def test_table_search_depends_on_its_table_and_keeps_the_llm_transcript(tmp_path):
-    if not (BENCH / "nas-bench-macro_cifar10.json").is_file():
-        pytest.fail(f"benchmark tables missing: {BENCH}")
+@needs("nas-bench-macro_cifar10.json")
+def test_table_search_depends_on_its_table_and_keeps_the_llm_transcript(tmp_path, monkeypatch):
+    """Through the default ../shared/benchmarks beside the checkout, here a symlink to the real
+    folder: dvc.yaml keeps the path as written (relative, not resolved), the same on any machine."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
     for item in ("Snakefile", "workflow", "config"):
-        (shutil.copytree if (REPO / item).is_dir() else shutil.copy)(REPO / item, tmp_path / item)
-    config = yaml.safe_load((tmp_path / "config/config.yaml").read_text())
-    config["benchmarks_dir"] = str(BENCH)
+        (shutil.copytree if (REPO / item).is_dir() else shutil.copy)(REPO / item, repo / item)
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "shared" / "benchmarks").symlink_to(BENCH.resolve(), target_is_directory=True)
+    monkeypatch.delenv("LMNAS_BENCHMARKS_DIR", raising=False)
+    config = yaml.safe_load((repo / "config/config.yaml").read_text())
+    config["benchmarks_dir"] = None
     config["search"].update(space="nas-bench-macro", strategy="genius", evaluator="table")
     config["retrain"]["enabled"] = False
-    (tmp_path / "config/config.yaml").write_text(yaml.safe_dump(config))
-    stages = yaml.safe_load(generate(tmp_path))["stages"]
+    (repo / "config/config.yaml").write_text(yaml.safe_dump(config))
+    stages = yaml.safe_load(generate(repo))["stages"]
     assert set(stages) == {"search", "report"}
     search = stages["search"]
-    assert any(d.endswith("shared/benchmarks/nas-bench-macro_cifar10.json") for d in search["deps"]), search["deps"]
+    assert "../shared/benchmarks/nas-bench-macro_cifar10.json" in search["deps"], search["deps"]
     assert {"results/default/search/journal.jsonl", "results/default/search/transcript.jsonl"} <= set(search["outs"])
 
 

@@ -7,7 +7,6 @@ import json
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
@@ -18,9 +17,9 @@ from lmnas.search.executors import EXECUTORS, make_executor
 from lmnas.search.slurm_executor import SlurmExecutor, SlurmSettings
 from lmnas.spaces import create_space
 
-BENCH = Path(__file__).resolve().parents[2] / "shared" / "benchmarks"
-needs_tables = pytest.mark.skipif(not (BENCH / "nas-bench-macro_cifar10.json").is_file(),
-                                  reason=f"NAS-Bench-Macro table not in {BENCH}")
+from bench_tables import needs  # noqa: E402 (tests/ is on sys.path: conftest.py)
+
+needs_tables = needs("nas-bench-macro_cifar10.json")
 LOCAL = {"cluster": "local", "poll_s": 0.2}
 
 

@@ -47,7 +47,7 @@ def test_mask_rate_zero_is_the_plain_ga(archgpt_dir, tmp_path):
     assert keys_gpt == [r["key"] for r in outcome.journal.rows]
 
 
-def test_block_contexts_follow_the_network(archgpt_dir):
+def test_block_contexts_follow_the_network():
     from lmnas.strategies.ga_gpt import block_contexts
 
     space = create_space("gptnas-blocks", **SPACE)

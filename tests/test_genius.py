@@ -329,8 +329,8 @@ def test_flops_violations_are_fed_back_without_spending_an_evaluation(tmp_path):
     with ScriptedServer(scripted([text(too_big), text(fits), text(fits_too)])) as server:
         _, strategy = search(tmp_path, 2, server, space=space, evaluator=FlopsEvaluator())
     feedback = server.requests[1]["messages"][3]["content"]
-    assert feedback.startswith("The design fails to meet the FLOPS constraint, resulting 362.4 FLOPS, "
-                               "which is 32.4 FLOPS higher the upper bound of 330.")
+    assert feedback.startswith("The design fails to meet the FLOPS constraint, resulting 362 FLOPS, "
+                               "which is 32 FLOPS higher the upper bound of 330.")
     assert strategy.stats()["rejections"] == {"constraint": 1} and len(journal(tmp_path)) == 2
     second_iteration = server.requests[2]["messages"][1]["content"]
     assert "- Experiment 1\nStage 1 (Layer 2 to Layer 7): [1, 1, 0, 0, 0, 0]" in second_iteration

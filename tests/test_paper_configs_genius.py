@@ -105,15 +105,29 @@ def test_genius_prompts_follow_the_code():
 
 
 # -- dry runs: the jobs and the data each stage reads ------------------------------------------------------
-def dry_run(name: str, tmp_path: Path) -> dict[str, list[str]]:
-    """rule name -> its inputs, from `snakemake -n` of the paper config (in a scratch directory)."""
+def snakemake_dry_run(name: str, tmp_path: Path, overrides: dict | None = None) -> subprocess.CompletedProcess:
+    """`snakemake -n` of the paper config (in a scratch directory), `overrides` merged on top."""
     override = tmp_path / "roots.yaml"
-    override.write_text(yaml.safe_dump(fake_roots(tmp_path)))
-    extra = [str(override)] if "imagenet" in load_yaml(PAPER / name).get("datasets", {}) else []
+    settings = fake_roots(tmp_path) if "imagenet" in load_yaml(PAPER / name).get("datasets", {}) else {}
+    override.write_text(yaml.safe_dump({**settings, **(overrides or {})}))
     snakemake = shutil.which("snakemake") or str(Path(sys.executable).with_name("snakemake"))
-    out = subprocess.run([snakemake, "-n", "-s", str(REPO / "Snakefile"), "-d", str(tmp_path / "work"),
-                          "--configfile", str(PAPER / name), *extra],
-                         capture_output=True, text=True, timeout=300)
+    return subprocess.run([snakemake, "-n", "-s", str(REPO / "Snakefile"), "-d", str(tmp_path / "work"),
+                           "--configfile", str(PAPER / name), str(override)],
+                          capture_output=True, text=True, timeout=300)
+
+
+def channel_bench_tables(tmp_path: Path, name: str) -> dict:
+    """A benchmarks folder holding a one-row stand-in for the (unshipped) Channel-Bench-Macro table of `name`."""
+    tables = tmp_path / "tables"
+    tables.mkdir(exist_ok=True)
+    file = "Results_MobileNet.json" if "mobilenet" in name else "Results_ResNet.json"
+    (tables / file).write_text('{"4432214": {"acc": [93.67, 93.35, 93.3], "std": 0.2, "mean": 93.44}}')
+    return {"benchmarks_dir": str(tables)}
+
+
+def dry_run(name: str, tmp_path: Path, overrides: dict | None = None) -> dict[str, list[str]]:
+    """rule name -> its inputs, from `snakemake -n` of the paper config (in a scratch directory)."""
+    out = snakemake_dry_run(name, tmp_path, overrides)
     assert out.returncode == 0, out.stdout + out.stderr
     jobs: dict[str, list[str]] = {}
     for block in re.split(r"\n(?=rule \w+:)", out.stdout):
@@ -137,10 +151,25 @@ def test_imagenet_dry_run_retrains_on_full_imagenet_and_transfers_to_both_cifars
 @pytest.mark.slow  # ~30 s of Snakemake start-up per config on a busy 2-core machine
 @pytest.mark.parametrize("name", [n for n in GENIUS_CONFIGS if n != "genius-imagenet.yaml"])
 def test_table_configs_dry_run_search_trials_and_report_only(name, tmp_path):
-    jobs = dry_run(name, tmp_path)
+    jobs = dry_run(name, tmp_path, channel_bench_tables(tmp_path, name) if "channel-bench" in name else None)
     run = load_yaml(PAPER / name)["run_name"]
     assert set(jobs) == {"search", "trials", "report", "all"}
     assert f"results/{run}/trials/trials.json" in jobs["report"]
+
+
+@pytest.mark.slow  # ~30 s of Snakemake start-up per config
+@pytest.mark.parametrize("name, file", [("genius-channel-bench-macro-mobilenet.yaml", "Results_MobileNet.json"),
+                                        ("genius-channel-bench-macro-resnet.yaml", "Results_ResNet.json")])
+def test_channel_bench_dry_run_without_its_table_stops_with_the_copy_instructions(name, file, tmp_path):
+    empty = tmp_path / "tables"
+    empty.mkdir()
+    out = snakemake_dry_run(name, tmp_path, {"benchmarks_dir": str(empty)})
+    assert out.returncode == 1, out.stdout + out.stderr
+    said = out.stdout + out.stderr
+    assert f"lmnas: benchmark table {empty / file} not found: Channel-Bench-Macro is not shipped" in said
+    assert (f"curl -L -o {empty / file} https://raw.githubusercontent.com/mingkai-zheng/GENIUS/"
+            f"97361d30b2da337edd0c8e1ed71b7c88b4a85d38/benchmark/{file}") in said
+    assert "Traceback" not in said and "Exception" not in said
 
 
 def test_nas_bench_201_free_text_answer_is_read_at_its_final_design():

@@ -1,7 +1,6 @@
 """Random+GPT (GPT-NAS Table 6): random samples whose masked units the architecture GPT re-generates."""
 
 import random
-from pathlib import Path
 
 import pytest
 
@@ -10,9 +9,9 @@ from lmnas.search.runner import Budget, run_search
 from lmnas.spaces import create_space
 from lmnas.strategies import create_strategy
 
-BENCHMARKS = Path(__file__).resolve().parents[2] / "shared" / "benchmarks"
-needs_table = pytest.mark.skipif(not (BENCHMARKS / "nas_bench_101_subset.json").is_file(),
-                                 reason="../shared/benchmarks/nas_bench_101_subset.json not found")
+from bench_tables import BENCH as BENCHMARKS, needs  # noqa: E402 (tests/ is on sys.path: conftest.py)
+
+needs_table = needs("nas_bench_101_subset.json")
 BLOCKS = {"min_blocks": 3, "max_blocks": 6, "stage_widths": [16, 32, 64], "input_shape": [1, 8, 8], "num_classes": 5}
 
 

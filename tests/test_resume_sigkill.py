@@ -1,5 +1,6 @@
 """Real `kill -9` of `lmnas search`: the rerun ends with the uninterrupted run's journal, and no
-worker process outlives a killed parent."""
+worker process outlives a killed parent. (The one real-kill resume test: test_runner.py resumes
+in process, from a partial and from a torn journal.)"""
 
 from __future__ import annotations
 
@@ -15,8 +16,12 @@ from pathlib import Path
 
 import pytest
 
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_tables import needs  # noqa: E402
+
 SRC = Path(__file__).resolve().parents[1] / "src"
 SEARCH = ["search", "--space", "nas-bench-201", "--strategy", "random", "--seed", "2", "--budget", "1000", "--quiet"]
+pytestmark = needs("nasbench201_cifar10.json")  # the table evaluator's lookups
 
 
 def lmnas(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
@@ -44,6 +49,7 @@ def wait_for_rows(out: Path, at_least: int, proc: subprocess.Popen, timeout_s: f
     raise AssertionError(f"the search did not reach {at_least} evaluations (rc {proc.poll()}): {stderr}")
 
 
+@pytest.mark.slow  # four real processes of 1000 evaluations; the in-process resume tests: test_runner.py
 def test_sigkill_at_random_points_then_rerun_equals_uninterrupted(tmp_path):
     reference = tmp_path / "reference"
     assert lmnas(*SEARCH, "--out", str(reference)).wait() == 0

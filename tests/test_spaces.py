@@ -9,6 +9,11 @@ from torch import nn
 from lmnas.errors import LmnasError
 from lmnas.models import measure
 from lmnas.spaces import SPACES, create_space
+from lmnas.spaces.genius_imagenet import OPS as GENIUS_OPS
+from lmnas.spaces.gptnas_blocks import BLOCK_LABELS
+from lmnas.spaces.nas_bench_101 import OP_CODES
+from lmnas.spaces.nas_bench_201 import NB201_OPS
+from lmnas.spaces.nas_bench_macro import MACRO_OPS
 
 SMALL_SETTINGS = {
     "gptnas-blocks": {"min_blocks": 3, "max_blocks": 6, "stage_widths": [16, 32, 64], "input_shape": [1, 8, 8], "num_classes": 5},
@@ -80,7 +85,29 @@ def test_build_forward_backward(name):
 
 @pytest.mark.parametrize("name", SPACES.names())
 def test_describe_mentions_the_choices(name):
-    assert len(small_space(name).describe()) > 40
+    """The plain-text description (an LLM strategy's prompt) names every choice the space offers,
+    as the space's own constants list them."""
+    space = small_space(name)
+    text = space.describe()
+    assert name in DESCRIBED_CHOICES, f"{name}: say in DESCRIBED_CHOICES how its description shows each choice"
+    missing = [choice for choice in DESCRIBED_CHOICES[name](space) if choice not in text]
+    assert not missing, f"{name}: describe() does not mention {missing}"
+
+
+def _channel_widths(space):
+    # one line per position: "channels[i]: [w1, w2, ...]", every width k x base[i] of that position
+    return [f"channels[{i}]: {[k * base for k in space.choices]}" for i, base in enumerate(space.base)]
+
+
+DESCRIBED_CHOICES = {
+    "gptnas-blocks": lambda space: [f"{code} ({BLOCK_LABELS[code]})" for code in space.block_types],
+    "nas-bench-201": lambda space: list(NB201_OPS),
+    "nas-bench-macro": lambda space: [f"{i} = " for i in range(len(MACRO_OPS))] + list(MACRO_OPS),
+    "nas-bench-101": lambda space: [f"{code} = " for code in OP_CODES],
+    "genius-imagenet": lambda space: [f"{i}: {op.signature()}" for i, op in enumerate(GENIUS_OPS)],
+    "channel-bench-macro-resnet": _channel_widths,
+    "channel-bench-macro-mobilenet": _channel_widths,
+}
 
 
 def test_block_space_rejects_bad_genotypes():

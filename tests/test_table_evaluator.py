@@ -120,8 +120,15 @@ def test_spaces_without_a_table_say_so(tiny_macro_dir):
                                         ("channel-bench-macro-mobilenet", "Results_MobileNet.json")])
 def test_channel_bench_table_missing_says_where_to_get_it_and_a_copy_is_looked_up(name, file, tmp_path):
     space = create_space(name)
-    with pytest.raises(LmnasError, match=f"Channel-Bench-Macro is not shipped; get {file} from github.com/mingkai-zheng/GENIUS"):
+    copy = (f"curl -L -o {tmp_path / file} https://raw.githubusercontent.com/mingkai-zheng/GENIUS/"
+            f"97361d30b2da337edd0c8e1ed71b7c88b4a85d38/benchmark/{file}")
+    with pytest.raises(LmnasError, match=f"Channel-Bench-Macro is not shipped with the benchmarks; copy {file} from "
+                                         f"github.com/mingkai-zheng/GENIUS") as error:
         table_evaluator(benchmarks_dir=str(tmp_path)).evaluate(space, (4, 4, 3, 2, 2, 1, 4), seed=0)
+    assert copy in str(error.value)
+    with pytest.raises(LmnasError) as error:  # what a search checks first (its fingerprint hashes the table)
+        table_evaluator(benchmarks_dir=str(tmp_path)).input_files(space)
+    assert copy in str(error.value)
     # a table in GENIUS's layout (key: 7 digits k in 1..4; mean of 3 runs) is read as it is
     (tmp_path / file).write_text(json.dumps({"4432214": {"acc": [93.67, 93.35, 93.3], "std": 0.2, "flops": 794495488,
                                                         "params": 6208394, "mean": 93.44}}))

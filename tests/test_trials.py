@@ -1,5 +1,5 @@
 """Trials side by side (lmnas.trials): GENIUS against a scripted reasoning server next to RS and RE,
-on the real NAS-Bench-201 table (../shared/benchmarks); the mechanics, not LLM quality."""
+on the real NAS-Bench-201 table (tests/bench_tables.py finds it); the mechanics, not LLM quality."""
 
 import json
 import random
@@ -15,11 +15,10 @@ from lmnas.trials import TrialsSettings, run_trials, table_ranker
 
 TESTS = Path(__file__).resolve().parent
 sys.path.insert(0, str(TESTS))
+from bench_tables import BENCH as BENCHMARKS, needs  # noqa: E402
 from llm_server import ScriptedServer, text  # noqa: E402
 
-BENCHMARKS = TESTS.parents[1] / "shared" / "benchmarks"
-needs_nb201 = pytest.mark.skipif(not (BENCHMARKS / "nasbench201_cifar10.json").is_file(),
-                                 reason="NAS-Bench-201 table not available")
+needs_nb201 = needs("nasbench201_cifar10.json")
 OP_LIST = re.compile(r"op_list = \[([0-9, ]+)\]")
 RESULT = re.compile(r"achieved an accuracy of ([\d.]+)%")
 

@@ -48,21 +48,33 @@ def resolve_benchmarks_dir(benchmarks_dir: str | Path | None = None) -> Path:
     return Path(chosen).expanduser().resolve()
 
 
+def require_table(path: str | Path) -> Path:
+    """`path` if it is a file, else the error saying how to get it: for a Channel-Bench-Macro table
+    (not shipped) the command that copies it from GENIUS's repository into that folder."""
+    path = Path(path).expanduser().resolve()
+    if path.is_file():
+        return path
+    if path.name in CHANNEL_BENCH_FILES.values():
+        raise LmnasError(
+            f"benchmark table {path} not found: Channel-Bench-Macro is not shipped with the benchmarks; copy "
+            f"{path.name} from {CHANNEL_BENCH_SOURCE.format(file=path.name)} into {path.parent}: "
+            f"curl -L -o {path} {CHANNEL_BENCH_URL.format(file=path.name)} "
+            f"(or point {SETTING}, benchmarks_dir in a workflow config, or {ENV_VAR} at a folder holding it)"
+        )
+    raise LmnasError(
+        f"benchmark table {path} not found: set {SETTING} (benchmarks_dir in a workflow config) or the environment "
+        f"variable {ENV_VAR} to the folder holding the NAS benchmark tables "
+        f"(default: {default_benchmarks_dir() or 'none, installed package'})"
+    )
+
+
 def load_table(path: str | Path) -> dict[str, Any]:
     """The JSON object in `path`, loaded once per process."""
     path = Path(path).expanduser().resolve()
     table = _TABLES.get(path)
     if table is not None:
         return table
-    if not path.is_file():
-        where = next((CHANNEL_BENCH_SOURCE.format(file=f) for f in CHANNEL_BENCH_FILES.values() if f == path.name), None)
-        if where:
-            raise LmnasError(f"benchmark table {path} not found: Channel-Bench-Macro is not shipped; get {path.name} "
-                             f"from {where} and put it in the benchmarks folder ({SETTING} or {ENV_VAR})")
-        raise LmnasError(
-            f"benchmark table {path} not found: set {SETTING} or the environment variable {ENV_VAR} "
-            f"to the folder holding the NAS benchmark tables (default: {default_benchmarks_dir() or 'none, installed package'})"
-        )
+    require_table(path)
     try:
         with path.open(encoding="utf-8") as f:
             table = json.load(f)
@@ -106,8 +118,10 @@ NO_TABLE: dict[str, str] = {}
 # of 3 runs, %): copy them into the benchmarks folder under these names.
 CHANNEL_BENCH_FILES = {"channel-bench-macro-resnet": "Results_ResNet.json",
                        "channel-bench-macro-mobilenet": "Results_MobileNet.json"}
-CHANNEL_BENCH_SOURCE = ("github.com/mingkai-zheng/GENIUS, benchmark/{file} (commit 97361d30b2da337edd0c8e1ed71b7c88b4a85d38), "
-                        "also in github.com/xiusu/Channel-Bench-Macro")
+CHANNEL_BENCH_COMMIT = "97361d30b2da337edd0c8e1ed71b7c88b4a85d38"
+CHANNEL_BENCH_SOURCE = ("github.com/mingkai-zheng/GENIUS, benchmark/{file} (commit " + CHANNEL_BENCH_COMMIT + "; "
+                        "also in github.com/xiusu/Channel-Bench-Macro)")
+CHANNEL_BENCH_URL = f"https://raw.githubusercontent.com/mingkai-zheng/GENIUS/{CHANNEL_BENCH_COMMIT}/benchmark/{{file}}"
 TABLE_SPACES = ("nas-bench-macro", "nas-bench-201", "nas-bench-101", *CHANNEL_BENCH_FILES)
 NB101_TABLES = ("subset", "hash20k", "joined")
 NB101_HASH20K_EPOCHS = (4, 12, 36, 108)

@@ -29,7 +29,8 @@ def _writable_folder(out: str) -> Path:
 
 
 def _search(args: argparse.Namespace) -> None:
-    from lmnas.config import load_yaml
+    from lmnas.config import load_yaml, validate_search_section
+    from lmnas.search.wiring import needs_archgpt
     from lmnas.search.workflow import search_from_config
 
     for value, flag in ((args.budget, "--budget"), (args.workers, "--workers"), (args.threads, "--threads")):
@@ -60,13 +61,32 @@ def _search(args: argparse.Namespace) -> None:
             section["executor_settings"] = json.loads(args.executor_settings)
         except json.JSONDecodeError as error:
             raise LmnasError(f"--executor-settings: not valid JSON ({error})") from None
+    if args.warm_start:
+        try:
+            section["warm_start"] = json.loads(args.warm_start)
+        except json.JSONDecodeError as error:
+            raise LmnasError(f"--warm-start: not valid JSON ({error})") from None
     llm = {"base_url": args.llm_base_url, "model": args.llm_model, "api_key_env": args.llm_api_key_env,
            "replay": args.replay}
     llm = {k: v for k, v in llm.items() if v is not None}
     if llm:
         options = section["options"] = {k: dict(v) for k, v in section.get("options", {}).items()}
         options.setdefault(section["strategy"], {}).update(llm)
-    summary = search_from_config(  # validates the section against the schema (filling its defaults)
+    source = args.config or "command line"
+    validate_search_section(section, source)  # before the flag checks below, which read the validated section
+    if needs_archgpt(section["strategy"]) and not args.archgpt:  # name the flag, not the config key
+        chose = "--strategy" if args.strategy else f"{args.config}: search.strategy"
+        raise LmnasError(f"{chose} {section['strategy']} needs a fine-tuned architecture GPT: pass --archgpt DIR "
+                         f"(the workflow's train_archgpt stage writes one to results/<run_name>/archgpt/finetuned)")
+    if args.data:
+        from lmnas.data.shards import MANIFEST_NAME, prepare_command
+
+        if not (Path(args.data) / MANIFEST_NAME).is_file():
+            name = Path(args.data).name
+            raise LmnasError(f"--data {args.data}: no prepared dataset there (no {MANIFEST_NAME}); make it with "
+                             f"`{prepare_command(args.data)}` in the checkout (for a dataset {name!r} under `datasets:` "
+                             f"in config/config.yaml), then pass --data data/prepared/{name}")
+    summary = search_from_config(
         section,
         data_dir=Path(args.data) if args.data else None,
         archgpt_dir=Path(args.archgpt) if args.archgpt else None,
@@ -75,7 +95,7 @@ def _search(args: argparse.Namespace) -> None:
         device=args.device,
         progress=not args.quiet,
         policy="restart" if args.restart else "refuse",
-        source=args.config or "command line",
+        source=source,
     )
     keys = ("genotype", "accuracy", "test_accuracy", "evaluations", "stopped_because")
     print(json.dumps({k: summary[k] for k in keys if k in summary}, indent=2))
@@ -100,8 +120,13 @@ def _arch(args: argparse.Namespace) -> None:
     genotype = space.parse(args.genotype)
     model = space.build(genotype)
     measured = measure(model, space.input_shape)  # "flops" there = torch's multiply-adds
-    out = {"space": space.name, "genotype": space.key(genotype), "params": measured["params"],
+    key = space.key(genotype)
+    out = {"space": space.name, "genotype": key, "params": measured["params"],
            "flops": measured["flops"], "macs": measured["flops"], "input_shape": list(space.input_shape)}
+    if "".join(args.genotype.split()).strip("[]") != key:  # the key is not the text given (spacing aside)
+        out["given"] = args.genotype
+        out["canonical"] = f"genotype is the canonical form of the one given: {space.canonical_form}"
+        print(f"lmnas: printing the canonical form of --genotype: {space.canonical_form}", file=sys.stderr)
     paper_flops = space.flops(genotype)  # a paper-convention count (GENIUS: thop at 224 px), if the space has one
     if paper_flops is not None:
         out["flops"] = paper_flops
@@ -111,10 +136,11 @@ def _arch(args: argparse.Namespace) -> None:
 
 def _list(args: argparse.Namespace) -> None:
     from lmnas.evaluation import EVALUATORS
+    from lmnas.proxies import PROXIES
     from lmnas.spaces import SPACES
     from lmnas.strategies import STRATEGIES
 
-    for registry in (SPACES, STRATEGIES, EVALUATORS):
+    for registry in (SPACES, STRATEGIES, EVALUATORS, PROXIES):
         print(f"{registry.kind}: {', '.join(registry.names())}")
 
 
@@ -146,6 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where candidates are evaluated: local processes (default) or one SLURM job each (submitit)")
     s.add_argument("--executor-settings", help="JSON, for slurm: partition, account, gpus_per_candidate, gpu_model, "
                    "cpus_per_candidate, mem_mb, timeout_min, candidates_per_job, max_retries, status (sacct|squeue), ...")
+    s.add_argument("--warm-start", help='JSON, e.g. \'{"proxy": "naswot", "pool": 1000, "top": 10}\': rank pool '
+                   "sampled architectures by a zero-cost proxy; the strategy's random start takes the top ones first")
     s.add_argument("--llm-base-url", help="OpenAI-compatible server for genius strategies (OpenAI, vLLM, Ollama, ...)")
     s.add_argument("--llm-model", help="model name on that server")
     s.add_argument("--llm-api-key-env", help="environment variable holding the API key (default OPENAI_API_KEY)")

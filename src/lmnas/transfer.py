@@ -107,8 +107,12 @@ def replace_classifier(model: nn.Module, num_classes: int, *, seed: int) -> str:
 
 
 def reinitialise(model: nn.Module, *, seed: int) -> None:
-    """A seeded fresh init of every module that defines reset_parameters (the from-scratch baseline)."""
+    """A seeded fresh init (the from-scratch baseline): the network's own `init_weights` where it has
+    one (GENIUS's timm init), else every module that defines reset_parameters."""
     with _seeded_cpu_rng(seed):
+        if callable(getattr(model, "init_weights", None)):
+            model.init_weights()
+            return
         for module in model.modules():
             if hasattr(module, "reset_parameters"):
                 module.reset_parameters()

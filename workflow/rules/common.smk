@@ -29,6 +29,7 @@ RUN = str(CFG.results_dir)
 PREPARED = "data/prepared"
 LOGS = f"{RUN}/logs"
 
+
 wildcard_constraints:
     dataset=r"[A-Za-z0-9_-]+",
 
@@ -36,7 +37,7 @@ wildcard_constraints:
 def rule_resources(rule_name):
     spec = config["resources"][rule_name]
     resources = {"mem_mb": spec["mem_mb"], "runtime": spec["runtime"]}
-    if "nodes" in spec:  # a data-parallel rule (retrain): nodes x GPUs per node
+    if "nodes" in spec:  # data-parallel (retrain): nodes x GPUs per node
         return {**resources, **multinode_resources(spec)}
     if spec["gpus"] > 0:  # GPU settings only on rules that use GPUs
         resources["gpu"] = spec["gpus"]
@@ -104,13 +105,54 @@ def transfer_datasets():
     # transfer/metrics.json as always; each further one transfer/<name>/metrics.json.
     names = config["transfer"]["dataset"]
     return [names] if isinstance(names, str) else list(names)
+
+
 def benchmark_tables():
     """The table files a table search reads (inputs, so a changed table reruns the search)."""
-    files = wiring.evaluator_input_files(config["search"], CFG.benchmarks_dir)
-    # A table that is not there (Channel-Bench-Macro is not shipped) is no input: the search stage
-    # then stops with the evaluator's error naming where to get it, instead of a bare missing-file.
-    return [str(f) for f in files if f.exists()]
+    try:
+        files = wiring.evaluator_input_files(config["search"], CFG.benchmarks_dir)
+    except LmnasError as error:
+        # A missing table (Channel-Bench-Macro is not shipped) stops the DAG, dry runs too, with the
+        # line saying how to get it; only when a stage that reads it is asked for (an input function).
+        sys.exit(f"lmnas: {error}")
+    return [str(f) for f in files]  # as configured, so dvc.yaml holds a relative path
 
 
 def enabled(stage):
     return config[stage]["enabled"]
+
+
+# Input functions (unpack): what a rule reads depends on the configured strategy and stages.
+def search_inputs(wildcards):
+    inputs = {"data": prepared(config["search"]["dataset"])} if search_needs_data() else {}
+    if uses_archgpt():
+        inputs["archgpt"] = rules.train_archgpt.output.finetuned
+    inputs["tables"] = benchmark_tables()
+    return inputs
+
+
+def report_inputs(wildcards):
+    inputs = {
+        "search_best": rules.search.output.best,
+        "search_journal": rules.search.output.journal,
+        "search_curve": rules.search.output.curve,
+    }
+    if search_needs_data() or enabled("retrain"):
+        inputs["data_search"] = prepared(config["search"]["dataset"])
+    if enabled("retrain") and retrain_dataset() != config["search"]["dataset"]:
+        inputs["data_retrain"] = prepared(retrain_dataset())
+    if enabled("retrain"):
+        inputs["retrain"] = rules.retrain.output.metrics
+        inputs["retrain_log"] = rules.retrain.output.log_csv
+        if enabled("transfer"):
+            inputs["data_transfer"] = prepared(transfer_datasets()[0])
+            inputs["transfer"] = rules.transfer.output.metrics
+            for name in transfer_datasets()[1:]:
+                inputs[f"transfer_{name}"] = f"{RUN}/transfer/{name}/metrics.json"
+    if config["trials"]["enabled"]:
+        inputs["trials"] = rules.trials.output.summary
+    if uses_archgpt():
+        inputs["corpus"] = rules.encode_corpus.output.summary
+        inputs["archgpt"] = rules.train_archgpt.output.metrics
+        inputs["archgpt_curves"] = rules.train_archgpt.output.curves
+    return inputs

@@ -7,18 +7,22 @@ rule encode_corpus:
         pretrain=f"{RUN}/corpus/pretrain.parquet",
         finetune=f"{RUN}/corpus/finetune.parquet",
         vocab=f"{RUN}/corpus/vocab.json",
-        summary=report(f"{RUN}/corpus/summary.json", caption="../report/corpus_summary.rst", category="Architecture corpus"),
+        summary=report(
+            f"{RUN}/corpus/summary.json", caption="../report/corpus_summary.rst", category="Architecture corpus"
+        ),
         headline=headline("encode_corpus"),
     params:
         corpus=config["corpus"],
         seed=config["seed"],
-        benchmarks_dir=str(CFG.benchmarks_dir),
-        records=str(CFG.nasbench101_path()) if CFG.nasbench101_path() else None,
+        # The setting as written (a rerun trigger and DVC param); the file itself is the input.
+        benchmarks_dir=config["benchmarks_dir"],
         code=code("encode_corpus"),
     log:
         f"{LOGS}/encode_corpus.log",
     threads: rule_threads("encode_corpus")
     resources:
         **rule_resources("encode_corpus"),
+    conda:
+        "../envs/lmnas.yaml"
     script:
         "../scripts/encode_corpus.py"

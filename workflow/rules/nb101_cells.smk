@@ -14,5 +14,7 @@ rule nb101_cells:
     threads: rule_threads("nb101_cells")
     resources:
         **rule_resources("nb101_cells"),
+    conda:
+        "../envs/lmnas.yaml"
     script:
         "../scripts/nb101_cells.py"

@@ -12,5 +12,7 @@ rule prepare_data:
     threads: rule_threads("prepare_data")
     resources:
         **rule_resources("prepare_data"),
+    conda:
+        "../envs/lmnas.yaml"
     script:
         "../scripts/prepare_data.py"

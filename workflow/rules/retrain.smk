@@ -21,5 +21,7 @@ rule retrain:
     threads: rule_threads("retrain")
     resources:
         **rule_resources("retrain"),
+    conda:
+        "../envs/lmnas.yaml"
     script:
         "../scripts/retrain.py"

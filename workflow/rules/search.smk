@@ -1,11 +1,3 @@
-def search_inputs(wildcards):
-    inputs = {"data": prepared(config["search"]["dataset"])} if search_needs_data() else {}
-    if uses_archgpt():
-        inputs["archgpt"] = rules.train_archgpt.output.finetuned
-    inputs["tables"] = benchmark_tables()
-    return inputs
-
-
 rule search:
     """Search the space with the configured strategy and evaluator; resumable from the journal."""
     input:
@@ -35,5 +27,7 @@ rule search:
     threads: rule_threads("search")
     resources:
         **rule_resources("search"),
+    conda:
+        "../envs/lmnas.yaml"
     script:
         "../scripts/search.py"

@@ -12,10 +12,15 @@ onstart:
         # rules without GPUs carry no `gpu` resource at all (common.smk: GPU settings on GPU rules only);
         # retrain asks for GPUs per node (gres) on `nodes` nodes
         requests = {
-            job.rule.name: (int(job.resources["gpu"]) if "gpu" in job.resources.keys()
-                            else int(job.resources["gpus_per_node"]) if "gpus_per_node" in job.resources.keys() else 0,
-                            job.resources.get("slurm_partition") or None,
-                            int(job.resources["nodes"]) if "nodes" in job.resources.keys() else 1)
+            job.rule.name: (
+                (
+                    int(job.resources["gpu"])
+                    if "gpu" in job.resources.keys()
+                    else int(job.resources["gpus_per_node"]) if "gpus_per_node" in job.resources.keys() else 0
+                ),
+                job.resources.get("slurm_partition") or None,
+                int(job.resources["nodes"]) if "nodes" in job.resources.keys() else 1,
+            )
             for job in workflow.dag.needrun_jobs()
         }
         try:

@@ -7,8 +7,12 @@ rule train_archgpt:
     output:
         pretrained=directory(f"{RUN}/archgpt/pretrained"),
         finetuned=directory(f"{RUN}/archgpt/finetuned"),
-        metrics=report(f"{RUN}/archgpt/metrics.json", caption="../report/archgpt_metrics.rst", category="Architecture GPT"),
-        curves=report(f"{RUN}/archgpt/loss_curves.png", caption="../report/archgpt_curves.rst", category="Architecture GPT"),
+        metrics=report(
+            f"{RUN}/archgpt/metrics.json", caption="../report/archgpt_metrics.rst", category="Architecture GPT"
+        ),
+        curves=report(
+            f"{RUN}/archgpt/loss_curves.png", caption="../report/archgpt_curves.rst", category="Architecture GPT"
+        ),
         headline=headline("train_archgpt"),
     params:
         archgpt=config["archgpt"],
@@ -21,5 +25,7 @@ rule train_archgpt:
     threads: rule_threads("train_archgpt")
     resources:
         **rule_resources("train_archgpt"),
+    conda:
+        "../envs/lmnas.yaml"
     script:
         "../scripts/train_archgpt.py"

@@ -16,12 +16,15 @@ rule transfer:
         code=code("transfer"),
         # Checkpoints (and the from-scratch baseline's folder) for resuming a killed run; a DVC
         # run removes them first, so it always trains afresh.
-        resume_state=[f"{RUN}/transfer/checkpoints"] + ([f"{RUN}/transfer/scratch"] if config["transfer"]["baseline_from_scratch"] else []),
+        resume_state=[f"{RUN}/transfer/checkpoints"]
+        + ([f"{RUN}/transfer/scratch"] if config["transfer"]["baseline_from_scratch"] else []),
     log:
         f"{LOGS}/transfer.log",
     threads: rule_threads("transfer")
     resources:
         **rule_resources("transfer"),
+    conda:
+        "../envs/lmnas.yaml"
     script:
         "../scripts/transfer.py"
 
@@ -49,5 +52,7 @@ rule transfer_more:
     threads: rule_threads("transfer")
     resources:
         **rule_resources("transfer"),
+    conda:
+        "../envs/lmnas.yaml"
     script:
         "../scripts/transfer.py"

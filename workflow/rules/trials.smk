@@ -18,5 +18,7 @@ rule trials:
     threads: rule_threads("search")
     resources:
         **rule_resources("search"),
+    conda:
+        "../envs/lmnas.yaml"
     script:
         "../scripts/trials.py"

@@ -7,7 +7,7 @@ from lmnas.stage import run_stage
 def main(smk):
     settings = smk.params.corpus["nasbench101"]
     encode_corpus(
-        Path(smk.params.records) if smk.params.records else None,
+        Path(smk.input.records[0]) if smk.input.records else None,  # none: generate_if_missing cells
         Path(smk.output.pretrain).parent,
         min_val_accuracy=settings["min_val_accuracy"],
         max_archs=settings["max_archs"],

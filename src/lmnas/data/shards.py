@@ -48,17 +48,25 @@ class ShardInfo(NamedTuple):
     rows: int
 
 
+def prepare_command(prepared_dir: str | Path) -> str:
+    """The command that makes a prepared dataset: the workflow's prepare_data rule has a wildcard
+    output, so it is asked for by its folder (`snakemake prepare_data` is refused by Snakemake)."""
+    return f"snakemake --cores 1 data/prepared/{Path(prepared_dir).name}"
+
+
 def read_manifest(prepared_dir: str | Path) -> dict:
     path = Path(prepared_dir) / MANIFEST_NAME
+    name = Path(prepared_dir).name
     if not path.is_file():
         raise LmnasError(
-            f"{path} not found: run prepare_data first (snakemake prepare_data, or "
-            f"lmnas.data.prepare_dataset) for {Path(prepared_dir)}"
+            f"{path} not found: {Path(prepared_dir)} is no prepared dataset; make it with `{prepare_command(prepared_dir)}` "
+            f"(for a dataset {name!r} under `datasets:` in config/config.yaml; it writes data/prepared/{name}) "
+            f"or lmnas.data.prepare_dataset"
         )
     try:
         return read_json(path)
     except json.JSONDecodeError as err:
-        raise LmnasError(f"{path} is not valid JSON ({err}); rerun prepare_data") from err
+        raise LmnasError(f"{path} is not valid JSON ({err}); remake it with `{prepare_command(prepared_dir)}`") from err
 
 
 def storage(manifest: dict) -> str:

@@ -26,6 +26,7 @@ from lmnas.benchmarks_data import (
     TableStats,
     load_spec_table,
     numeric,
+    require_table,
     resolve_benchmarks_dir,
     table_path,
     table_spec,
@@ -168,7 +169,9 @@ class TableEvaluator(Evaluator):
         return table_stats(space.name, self.dataset, self.epochs, self.metric, self.benchmarks_dir, self.table)
 
     def input_files_for(self, space_name: str) -> dict[str, Path]:
-        return {"table": table_path(self._spec(space_name), self.benchmarks_dir)}
+        path = table_path(self._spec(space_name), self.benchmarks_dir)
+        require_table(path)  # a missing table stops here, with the line saying how to get it
+        return {"table": path}  # the folder resolved, the file as named: a symlinked table stays under it
 
     def settings(self) -> dict[str, Any]:
         return {"name": self.name, "benchmarks_dir": str(self.benchmarks_dir), "dataset": self.dataset,

@@ -4,7 +4,8 @@ A space's folder holds its expert `system.txt`, `task.txt` (the task and the spa
 choices, skeleton), `format.txt` (the strict answer format), and may override any template of
 `prompts/default/`: `history.txt` (the `<genotype> gives an accuracy of X%` block and "suggest a
 better one"), `history_line.txt`, `results.txt` (conversation mode's per-round message),
-`rejected.txt` / `constraint.txt` (feedback on a bad answer), `refusal.txt`, `multi.txt`, and the
+`rejected.txt` / `constraint.txt` (feedback on a bad answer), `refusal.txt`, `multi.txt`, `screened.txt`
+(the note on a result a zero-cost proxy picked among several proposals), and the
 opening's reasoning block: `first.txt` (the first chat, e.g. "think step by step: …") and
 `principles.txt` (every later fresh chat: GENIUS ImageNet's "design principles" from session 2 on);
 both are empty by default.
@@ -30,7 +31,7 @@ from lmnas.llm.base import Message
 from lmnas.spaces.base import SearchSpace
 
 TEMPLATES = ("system", "task", "first", "principles", "format", "history", "history_line", "results", "rejected",
-             "constraint", "refusal", "multi")
+             "constraint", "refusal", "multi", "screened")
 DEFAULT_FOLDER = "default"
 MODES = ("fresh", "conversation")
 # Contamination guard: benchmark names a model may have memorised results for.
@@ -105,6 +106,7 @@ class Result:
     accuracy: float
     mflops: float | None = None
     random: bool = False  # a fallback sample, not an LLM proposal
+    screened: bool = False  # picked by a zero-cost proxy among the turn's proposals
 
 
 class PromptBuilder:
@@ -176,11 +178,19 @@ class PromptBuilder:
                 architecture=fmt.display(fmt.values_of(r.key)),
                 accuracy=f"{r.accuracy:.{self.prompts.accuracy_decimals}f}",
                 mflops="" if r.mflops is None else f"{r.mflops:.0f}",
-                note=f" (a random architecture, {fmt.display(fmt.values_of(r.key))}, tried because no valid answer came)"
-                if r.random else "",
+                note=self._note(r),
             ).rstrip("\n")
             for i, r in enumerate(results)
         )
+
+
+    def _note(self, result: Result) -> str:
+        shown = self.prompts.answer.display(self.prompts.answer.values_of(result.key))
+        if result.random:
+            return f" (a random architecture, {shown}, tried because no valid answer came)"
+        if result.screened:
+            return " " + self.render("screened", architecture=shown).strip()
+        return ""
 
 
 def _text(value: Any) -> str:

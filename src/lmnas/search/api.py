@@ -32,6 +32,7 @@ class SearchRequest:
     policy: str = "refuse"  # a folder holding another run: refuse | restart | workflow (run_folder.py)
     executor: str = "local"  # where candidates are evaluated: local | slurm (lmnas.search.executors)
     executor_settings: dict[str, Any] = field(default_factory=dict)
+    warm_start: dict[str, Any] | None = None  # search.warm_start (lmnas.proxies.warm_start); None: off
     config: dict[str, Any] = field(default_factory=dict)  # saved beside the results
 
 
@@ -54,16 +55,27 @@ def search(request: SearchRequest) -> dict[str, Any]:
     if evaluator_settings.get("inherit"):  # GPT-NAS weight inheritance: trained weights kept per run
         evaluator_settings.setdefault("weights_dir", str(out / "weights"))
     evaluator = EVALUATORS.create(evaluator_name, **evaluator_settings)  # reads nothing from `out`
+    warm = None
+    if request.warm_start is not None:
+        from lmnas.proxies.warm_start import WarmStart
+
+        # Proxy searches score on their own data; table searches (no data) on seeded noise.
+        warm = WarmStart.from_dict(request.warm_start, data=evaluator_settings.get("prepared_dir"))
     # Decide what the folder holds before anything (an LLM transcript, inherited weights) is read from it.
     fingerprint = search_fingerprint(
         space=request.space, strategy=request.strategy, evaluator=request.evaluator, seed=request.seed,
-        threads_per_evaluation=request.threads, inputs=evaluator.input_files(space))
+        threads_per_evaluation=request.threads, inputs=evaluator.input_files(space),
+        warm_start=None if warm is None else warm.identity())
     opened = prepare_run_folder(out, fingerprint, request.budget.evaluations, request.policy)
     if opened != "fresh":  # resume, restart, or afresh in a folder with no evaluation
         print(f"lmnas: search {out}: {opened}", file=sys.stderr)
     if "out_dir" in STRATEGIES.accepted_settings(strategy_name):
         strategy_settings.setdefault("out_dir", str(out))  # LLM transcripts live beside the journal
     strategy = create_strategy(strategy_name, space=space, seed=request.seed, **strategy_settings)
+    if warm is not None:  # before the first ask; recomputed (or read from the cache) on resume: same ranking
+        from lmnas.proxies.warm_start import warm_start_strategy
+
+        warm_start_strategy(strategy, space, warm, request.seed, out, progress=request.progress)
     write_json(out / "config.json", request.config or {
         "space": space.settings(), "strategy": strategy.settings(), "evaluator": evaluator.settings(),
         "budget": vars(request.budget), "seed": request.seed})

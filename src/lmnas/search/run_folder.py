@@ -31,7 +31,7 @@ from lmnas.registry import Registry
 STATUS_FILE = "status.json"
 POLICIES = ("refuse", "restart", "workflow")
 # The lmnas code that decides which genotypes are proposed and what they score.
-SEARCH_CODE = ("search", "spaces", "strategies", "evaluation", "training", "models", "llm", "prompts",
+SEARCH_CODE = ("search", "spaces", "proxies", "strategies", "evaluation", "training", "models", "llm", "prompts",
                "archgpt", "nasbench101", "encoding", "data", "benchmarks_data.py")
 # Settings that name inputs on disk: their content, not their location, is the identity.
 PATH_SETTINGS = {"prepared_dir", "archgpt_dir", "benchmarks_dir", "replay", "prompt_dir", "candidates_path"}
@@ -67,7 +67,10 @@ def resolved_settings(registry: Registry[Any], section: dict[str, Any]) -> dict[
 def search_fingerprint(
     *, space: dict[str, Any], strategy: dict[str, Any], evaluator: dict[str, Any], seed: int,
     threads_per_evaluation: int, inputs: dict[str, str] | None = None,
+    warm_start: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """`warm_start`: the warm start's identity (lmnas.proxies.warm_start.WarmStart.identity), recorded
+    only when set, so runs without one keep their fingerprint."""
     from lmnas.evaluation import EVALUATORS
     from lmnas.spaces import SPACES
     from lmnas.strategies import STRATEGIES
@@ -81,6 +84,9 @@ def search_fingerprint(
         "inputs": {k: content_id(v) for k, v in sorted((inputs or {}).items())},
         "code": code_version(*SEARCH_CODE),
     }
+    if warm_start is not None:
+        data = warm_start.get("data")
+        fingerprint["warm_start"] = {**warm_start, "data": None if data is None else {"sha256": content_id(data)}}
     return json.loads(json.dumps(fingerprint, default=str))  # as read back from disk: tuples → lists
 
 

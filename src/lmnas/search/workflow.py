@@ -65,7 +65,8 @@ def search_from_config(
     request = SearchRequest(space=space, strategy=strategy, evaluator=evaluator, budget=budget, seed=seed,
                             out_dir=out_dir, workers=search_cfg["workers"],
                             threads=search_cfg["threads_per_evaluation"], progress=progress, policy=policy,
-                            executor=search_cfg["executor"], executor_settings=search_cfg["executor_settings"])
+                            executor=search_cfg["executor"], executor_settings=search_cfg["executor_settings"],
+                            warm_start=search_cfg.get("warm_start"))
     return search(request)
 
 

@@ -20,6 +20,8 @@ class SearchSpace(ABC):
     name: str = ""
     input_shape: tuple[int, int, int] = (3, 32, 32)  # (C, H, W) the networks are built for
     num_classes: int = 10
+    # How `key` rewrites a genotype given another way (told to a user who sees the rewrite).
+    canonical_form: str = "the same architecture, written as the space keys it"
 
     @abstractmethod
     def sample(self, rng: random.Random) -> Genotype: ...

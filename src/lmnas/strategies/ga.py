@@ -18,6 +18,7 @@ from lmnas.strategies.base import Strategy
 @STRATEGIES.register("ga")
 class GeneticAlgorithm(Strategy):
     name = "ga"
+    warm_startable = True
 
     def __init__(
         self,
@@ -55,8 +56,8 @@ class GeneticAlgorithm(Strategy):
         return list(self.pending.values())
 
     def initial(self) -> list[Genotype]:
-        """Generation 0: `population` random architectures."""
-        return [self.space.sample(self.rng) for _ in range(self.population_size)]
+        """Generation 0: `population` random architectures (a warm start's ranked ones first)."""
+        return self.initial_candidates(self.population_size)
 
     def offspring(self) -> list[Genotype]:
         children: list[Genotype] = []

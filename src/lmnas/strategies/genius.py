@@ -16,6 +16,12 @@ happens. The runner resumes a killed search by replaying the strategy from the s
 already in the transcript are answered from it (their sha256 must match, in order) and the
 backend is called only after the last recorded turn. `replay=<transcript>` answers every
 request from a recorded transcript: the same journal again, with no network.
+
+Screening (`screen: {proposals_per_turn: k, by: <proxy>}`): each turn asks for k architectures;
+a zero-cost proxy (lmnas.proxies) scores the valid ones and only the best is evaluated, so one
+turn costs one evaluation of the budget. The scores and the pick are kept in the request's
+transcript record (`outcome.screen`) and checked again on replay; their CPU time is counted
+in llm_stats.json (`screened`, `screen_cpu_s`), apart from the budget.
 """
 
 from __future__ import annotations
@@ -62,6 +68,8 @@ class LLMCounters:
     evaluations: int = 0  # results told
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    screened: int = 0  # proposals scored by the screening proxy
+    screen_cpu_s: float = 0.0  # CPU seconds of the scores computed (cached ones cost nothing here)
 
 
 @STRATEGIES.register("genius")
@@ -91,6 +99,7 @@ class GeniusStrategy(Strategy):
         replay: str | None = None,
         out_dir: str | None = None,
         prompt_dir: str | None = None,
+        screen: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(space, seed)
         _check_choice("mode", mode, (*MODES, None))
@@ -101,13 +110,14 @@ class GeniusStrategy(Strategy):
                 "search.strategy: need proposals_per_iteration >= 1, max_retries >= 0, temperature >= 0; got "
                 f"{proposals_per_iteration}, {max_retries}, {temperature}"
             )
+        self.screen = Screen.from_dict(space, screen, proposals_per_iteration) if screen else None
+        asked = self.screen.proposals if self.screen else proposals_per_iteration  # per LLM answer
         self.prompts = load_prompts(space.name, prompt_dir)
         self.mode = mode or self.prompts.mode
         if self.mode not in self.prompts.modes:
             raise LmnasError(f"search.strategy.mode: {self.mode!r} is not supported by the {space.name} prompts "
                              f"(they support {list(self.prompts.modes)})")
-        self.builder = PromptBuilder(space, self.prompts, name_benchmark=name_benchmark,
-                                     proposals=proposals_per_iteration)
+        self.builder = PromptBuilder(space, self.prompts, name_benchmark=name_benchmark, proposals=asked)
         self.options = {
             "backend": "replay" if replay else backend, "model": model, "base_url": base_url,
             "api_key_env": api_key_env, "temperature": temperature,
@@ -117,6 +127,7 @@ class GeniusStrategy(Strategy):
             "max_retries": max_retries, "on_refusal": on_refusal, "on_exhausted": on_exhausted,
             "api_retries": api_retries, "backoff_s": backoff_s, "replay": replay,
             "prompt_dir": prompt_dir, "prompts_sha256": self.prompts.sha256,
+            "screen": self.screen.settings() if self.screen else None,
         }
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.transcript = Transcript(self.out_dir / TRANSCRIPT if self.out_dir else None)
@@ -128,12 +139,13 @@ class GeniusStrategy(Strategy):
         self.history: list[Result] = []  # every told result, in order
         self.evaluated: dict[str, float] = {}  # canonical key → accuracy
         self.unreported: list[Result] = []  # told since the last request (conversation mode)
-        self.pending: dict[str, str] = {}  # key → "llm" | "random", awaiting tell()
+        self.pending: dict[str, str] = {}  # key → "llm" | "screened" | "random", awaiting tell()
         self.chat: list[Message] = []  # conversation mode's running chat
         self.iteration = 0
         self.finished = False
         self._last_sent: list[Message] = []
         self._live = False
+        self._served: dict[str, Any] | None = None  # the transcript record that answered the last request
 
     # -- ask/tell ----------------------------------------------------------------------------
     def ask(self) -> list[Genotype]:
@@ -155,7 +167,8 @@ class GeniusStrategy(Strategy):
         self.counters.evaluations += 1
         if key in self.evaluated:  # told again (a hybrid's duplicate): the history has it
             return
-        entry = Result(key, result.accuracy, self._mflops(genotype, result), random=source == "random")
+        entry = Result(key, result.accuracy, self._mflops(genotype, result), random=source == "random",
+                       screened=source == "screened")
         self.history.append(entry)
         self.evaluated[key] = result.accuracy
         self.unreported.append(entry)
@@ -163,7 +176,7 @@ class GeniusStrategy(Strategy):
     # -- one GENIUS iteration ------------------------------------------------------------------
     def _iterate(self) -> list[tuple[Genotype, str]]:
         messages = self._open_chat()
-        wanted = self.options["proposals_per_iteration"]
+        wanted = self.builder.proposals
         for attempt in range(self.options["max_retries"] + 1):
             response, record = self._request(messages)
             verdict = validate_answer(response.text, self.prompts.answer, self.space, self.evaluated, wanted=wanted)
@@ -171,13 +184,16 @@ class GeniusStrategy(Strategy):
             outcome = ({"status": "accepted", "keys": [k for _, k in accepted]} if accepted else
                        {"status": "refused" if verdict.refused else "rejected",
                         "rejections": [r.as_dict() for r in verdict.rejections]})
+            if accepted and self.screen is not None:
+                accepted = self._screen(accepted, outcome)
             if record is not None:
                 record.update(iteration=self.iteration, attempt=attempt, outcome=outcome)
                 self.transcript.append(record)
             messages = messages + [{"role": "assistant", "content": response.text}]
             if accepted:
                 self._keep_chat(messages)
-                return [(g, "llm") for g, _ in accepted]
+                source = "screened" if self.screen is not None else "llm"
+                return [(g, source) for g, _ in accepted]
             self._count_rejection(verdict.rejections[0])
             if verdict.refused and self.options["on_refusal"] == "stop":
                 log.info("iteration %d: the model declined to propose; on_refusal=stop ends the search", self.iteration)
@@ -190,6 +206,23 @@ class GeniusStrategy(Strategy):
             messages = messages + [feedback]
         self._keep_chat(messages)
         return self._exhausted()
+
+    def _screen(self, accepted: list[tuple[Genotype, str]], outcome: dict[str, Any]) -> list[tuple[Genotype, str]]:
+        """Keep the proposal the proxy scores best (ties: the earlier one); note the scores in `outcome`."""
+        scores, cpu_s = self.screen.scores([k for _, k in accepted])
+        self.counters.screened += len(accepted)
+        self.counters.screen_cpu_s += cpu_s
+        best = max(range(len(accepted)), key=lambda i: (scores[i], -i))
+        picked = accepted[best][1]
+        outcome["screen"] = {"by": self.screen.spec.proxy, "scores": [_finite(v) for v in scores], "picked": picked}
+        recorded = (self._served or {}).get("outcome", {}).get("screen")
+        if recorded is not None and recorded.get("picked") != picked:
+            raise LmnasError(f"{self.transcript.path or TRANSCRIPT}: iteration {self.iteration} recorded the screen's "
+                             f"pick {recorded.get('picked')!r}, the replayed search picked {picked!r}: the proxy, its "
+                             "settings or its code changed since it was recorded")
+        log.info("iteration %d: screened %d proposals by %s, picked %s", self.iteration, len(accepted),
+                 self.screen.spec.proxy, picked)
+        return [accepted[best]]
 
     def _open_chat(self) -> list[Message]:
         latest, self.unreported = self.unreported, []
@@ -237,7 +270,7 @@ class GeniusStrategy(Strategy):
         new = messages if chat_start else messages[len(last):]
         self._last_sent = messages
         self.counters.requests += 1
-        recorded = self.cursor.take_request(sha)
+        recorded = self._served = self.cursor.take_request(sha)
         if recorded is not None:
             self.counters.served_from_transcript += 1
             response = Response(recorded["response"], recorded.get("usage") or {}, recorded.get("model", ""),
@@ -303,6 +336,51 @@ class GeniusStrategy(Strategy):
 
     def settings(self) -> dict[str, Any]:
         return {"name": self.name, **self.options}
+
+
+class Screen:
+    """The proxy that picks one of each turn's proposals (scores through the proxy cache)."""
+
+    def __init__(self, space: SearchSpace, proposals: int, spec: Any, cache_dir: str | None) -> None:
+        from lmnas.proxies.cache import ProxyTable
+
+        self.proposals = proposals
+        self.spec = spec
+        self.cache_dir = cache_dir
+        self.table = ProxyTable(space, spec, cache_dir)
+
+    @classmethod
+    def from_dict(cls, space: SearchSpace, section: dict[str, Any], proposals_per_iteration: int) -> Screen:
+        from lmnas.proxies.cache import ProxySpec
+
+        known = {"proposals_per_turn", "by", "batch_size", "seed", "space_overrides", "cache_dir"}
+        unknown = sorted(set(section) - known)
+        if unknown or "proposals_per_turn" not in section or "by" not in section:
+            raise LmnasError(f"search.strategy.screen: needs proposals_per_turn and by (a proxy); accepted settings "
+                             f"{sorted(known)}{f', unknown {unknown}' if unknown else ''}")
+        k = section["proposals_per_turn"]
+        if isinstance(k, bool) or not isinstance(k, int) or k < 2:
+            raise LmnasError(f"search.strategy.screen.proposals_per_turn: need a whole number >= 2, got {k!r}")
+        if proposals_per_iteration != 1:
+            raise LmnasError("search.strategy: screen evaluates one proposal per turn; leave proposals_per_iteration "
+                             f"at 1 (got {proposals_per_iteration})")
+        spec = ProxySpec(section["by"], batch_size=section.get("batch_size", 32), seed=section.get("seed", 0),
+                         space_overrides=dict(section.get("space_overrides", {})))
+        return cls(space, k, spec, section.get("cache_dir", "data/cache/proxies"))
+
+    def scores(self, keys: list[str]) -> tuple[list[float], float]:
+        """Scores of `keys` in order, and the CPU seconds spent computing the uncached ones."""
+        before = self.table.computed_cpu_s
+        scores = self.table.scores(keys)
+        return [scores[k] for k in keys], self.table.computed_cpu_s - before
+
+    def settings(self) -> dict[str, Any]:
+        return {"proposals_per_turn": self.proposals, "by": self.spec.proxy, "batch_size": self.spec.batch_size,
+                "seed": self.spec.seed, "space_overrides": self.spec.space_overrides}
+
+
+def _finite(value: float) -> float | None:
+    return value if value == value and value not in (float("inf"), float("-inf")) else None
 
 
 def _check_choice(name: str, value: object, allowed: tuple[object, ...]) -> None:

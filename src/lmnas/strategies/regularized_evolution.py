@@ -18,6 +18,7 @@ from lmnas.strategies.base import Strategy
 @STRATEGIES.register("regularized-evolution")
 class RegularizedEvolution(Strategy):
     name = "regularized-evolution"
+    warm_startable = True
 
     def __init__(self, space: SearchSpace, seed: int, population: int = 20, sample_size: int = 5) -> None:
         super().__init__(space, seed)
@@ -29,7 +30,7 @@ class RegularizedEvolution(Strategy):
     def ask(self) -> list[Genotype]:
         self.asked += 1
         if self.asked <= self.population_size:  # random initial population, one at a time
-            return [self.space.sample(self.rng)]
+            return self.initial_candidates(1)
         sample = [self.rng.choice(self.population) for _ in range(self.sample_size)]
         parent = max(sample, key=lambda e: e[1])[0]
         return [self.space.mutate(parent, self.rng)]
