@@ -1,16 +1,20 @@
 """ImageNet-shaped data pipeline: prepare (encoded shards) and loader throughput, extrapolated to ImageNet-1k.
 
 Makes a synthetic ImageFolder of photo-like JPEGs (~440 x 370 px: gradients, shapes, noise; PIL
-quality 90, ~100-130 kB each) at two sizes, prepares each in a child process (source bytes, the
-default; and re-encoded at shorter side 256 on the small size), and measures:
+quality 90, ~100-130 kB each) at two sizes (a third with --sizes 1000 4000 8000), prepares each in a
+child process (source bytes, the default; and re-encoded at shorter side 256 on the smallest size), and
+measures:
   prepare CPU seconds per image (user+sys of the process and its pool, so per core), peak RSS of the
-  prepare process and of its largest pool worker (getrusage in the child), bytes per image on disk;
+  prepare process (and its RSS after the imports, before any image) and of its largest pool worker
+  (getrusage in the child), whether that peak is flat across sizes (within FLAT_MARGIN), the bytes the
+  file listing holds per image (tracemalloc), bytes per image on disk;
   loader images/s with one and two DataLoader workers for GENIUS's timm recipe (RandomResizedCrop
   224 with random interpolation, flip, RandAugment rand-m9-mstd0.5, random erasing 0.2) and for the
   plain recipe (RandomResizedCrop 224 + flip, uint8 out), and the RSS of each loader process;
 then extrapolates to ImageNet-1k (1,281,167 train images, ~110 kB average JPEG).
 
-    python benchmarks/imagenet_pipeline.py --sizes 1000 4000
+    python benchmarks/imagenet_pipeline.py                    # 1,000 and 4,000 train images
+    python benchmarks/imagenet_pipeline.py --sizes 1000 4000 8000 --keep /tmp/bench  # reuses made folders
 """
 
 from __future__ import annotations
@@ -36,6 +40,8 @@ from lmnas.data import decode_image, open_encoded_split, read_manifest
 from lmnas.data.encode import EncodeSpec, encode_image, pixel_sums
 
 IMAGENET_TRAIN = 1_281_167
+IMAGENET_FILES = IMAGENET_TRAIN + 50_000  # the listing holds train and val
+FLAT_MARGIN = 0.05  # peak prepare RSS counts as flat when every size is within 5 % of the smallest's
 IMAGENET_JPEG_BYTES = 110_000
 H100_IMG_S = 4_000
 TODAY = {"prepare_ram_gb": 460, "disk_gb": 186, "ram_per_rank_gb": 200}  # issue 17, raw 224 px shards
@@ -78,32 +84,54 @@ def _write_one(job: tuple[str, int]) -> int:
 
 
 def make_imagefolder(root: Path, train: int, workers: int) -> float:
-    """train images + train/10 val images over CLASSES classes; returns the mean JPEG size in bytes."""
+    """train images + train/10 val images over CLASSES classes; returns the mean JPEG size in bytes.
+
+    A folder this function completed before (its marker file) is reused: same seeds, same files."""
+    marker = root / "made.json"
+    if marker.is_file():
+        return json.loads(marker.read_text())["mean_jpeg_bytes"]
     jobs = []
     for part, count, offset in (("train", train, 0), ("val", max(CLASSES, train // 10), 10_000_000)):
         for i in range(count):
-            folder = root / part / f"n{i % CLASSES:08d}"
+            wnid = f"n{i % CLASSES:08d}"
+            folder = root / part / wnid
             folder.mkdir(parents=True, exist_ok=True)
-            jobs.append((str(folder / f"{i}.JPEG"), offset + i))
+            # ImageNet's own names, so the file listing holds what it would for ImageNet
+            name = f"{wnid}_{i}.JPEG" if part == "train" else f"ILSVRC2012_val_{i + 1:08d}.JPEG"
+            jobs.append((str(folder / name), offset + i))
     with ProcessPoolExecutor(workers) as pool:
         sizes = list(pool.map(_write_one, jobs, chunksize=32))
+    marker.write_text(json.dumps({"train": train, "mean_jpeg_bytes": float(np.mean(sizes))}))
     return float(np.mean(sizes))
 
 
 # --------------------------------------------------------------------------- prepare in a child process
 
 _PREPARE_CHILD = """
-import json, resource, sys, time
+import json, resource, sys, time, tracemalloc
 from pathlib import Path
+import torchvision.datasets.folder
 from lmnas.data import DatasetSpec, prepare_dataset
+from lmnas.data.sources import load_source
+def rss_mb():
+    return next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmRSS")) / 1024
 args = json.loads(sys.argv[1])
+spec = DatasetSpec(**args["spec"])
+base_rss = rss_mb()  # the imports (torch, torchvision, pyarrow): no image yet
+tracemalloc.start()  # what the file listing alone holds, per listed image, and its transient peak
+listing = load_source(spec, 0)
+held, peak = tracemalloc.get_traced_memory()
+rows = len(listing.labels)
+del listing
+tracemalloc.stop()
 before = [resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
 start = time.perf_counter()
-manifest = prepare_dataset(DatasetSpec(**args["spec"]), Path(args["out"]), seed=0, workers=args["workers"])
+manifest = prepare_dataset(spec, Path(args["out"]), seed=0, workers=args["workers"])
 wall = time.perf_counter() - start
 me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
 print(json.dumps({"wall_s": wall, "cpu_s": sum(u.ru_utime + u.ru_stime for u in (me, kids)) - sum(u.ru_utime + u.ru_stime for u in before),
-                  "peak_rss_mb": me.ru_maxrss / 1024, "peak_worker_rss_mb": kids.ru_maxrss / 1024,
+                  "peak_rss_mb": me.ru_maxrss / 1024, "peak_worker_rss_mb": kids.ru_maxrss / 1024, "base_rss_mb": base_rss,
+                  "listing_bytes_per_image": held / rows, "listing_peak_bytes_per_image": peak / rows,
                   "stats_sample": manifest["stats_sample"], "count": sum(s["count"] for s in manifest["splits"].values())}))
 """
 
@@ -194,12 +222,15 @@ def run_loader(folder: Path, transform, workers: int, images: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", type=int, nargs=2, default=[1000, 4000], help="train images of the two sets")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 4000],
+                        help="train images of each set (two or more, e.g. 1000 4000 8000)")
     parser.add_argument("--workers", type=int, default=2, help="prepare pool and image-making processes")
     parser.add_argument("--loader-images", type=int, default=512, help="images timed per loader configuration")
     parser.add_argument("--keep", help="keep the synthetic data and shards here instead of a temporary folder")
     parser.add_argument("--out")
     args = parser.parse_args()
+    if len(args.sizes) < 2 or sorted(set(args.sizes)) != args.sizes:
+        parser.error(f"--sizes needs two or more distinct sizes in increasing order, got {args.sizes}")
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="lmnas-imagenet-bench-"))
     try:
         results = measure(work, args)
@@ -210,9 +241,9 @@ def main() -> None:
 
 
 def measure(work: Path, args: argparse.Namespace) -> dict:
-    small, large = args.sizes
+    small, large = args.sizes[0], args.sizes[-1]
     prepare, source_bytes = {}, {}
-    for n in (small, large):
+    for n in args.sizes:
         start = time.perf_counter()
         source_bytes[n] = make_imagefolder(work / f"raw-{n}", n, args.workers)
         print(f"made {n} + {max(CLASSES, n // 10)} JPEGs, {source_bytes[n] / 1e3:.0f} kB mean, {time.perf_counter() - start:.0f} s")
@@ -225,11 +256,18 @@ def measure(work: Path, args: argparse.Namespace) -> dict:
     a, b = prepare[f"source-{small}"], prepare[f"source-{large}"]
     # CPU per image beyond the fixed statistics sample: copying (source) or re-encoding (resize256).
     copy_s = ((b["cpu_s"] - a["cpu_s"]) - stat_s * (b["stats_sample"] - a["stats_sample"])) / (b["count"] - a["count"])
-    rows = [[name, p["count"], p["cpu_s"] / p["count"] * 1e3, p["wall_s"], p["peak_rss_mb"], p["peak_worker_rss_mb"],
+    rows = [[name, p["count"], p["cpu_s"] / p["count"] * 1e3, p["wall_s"], p["base_rss_mb"], p["peak_rss_mb"],
+             p["peak_rss_mb"] - p["base_rss_mb"], p["peak_worker_rss_mb"], p["listing_bytes_per_image"],
              p["bytes_per_image"] / 1e3] for name, p in prepare.items()]
     print(machine())
-    print("\nprepare (child process; CPU = user+sys of it and its pool)")
-    print_table(["run", "images", "CPU ms/img", "wall s", "peak RSS MB", "worker RSS MB", "kB/img disk"], rows)
+    print("\nprepare (child process; CPU = user+sys of it and its pool; base = RSS after imports, before any image)")
+    print_table(["run", "images", "CPU ms/img", "wall s", "base RSS MB", "peak RSS MB", "peak-base MB",
+                 "worker RSS MB", "listing B/img", "kB/img disk"], rows)
+    peaks = {n: prepare[f"source-{n}"]["peak_rss_mb"] for n in args.sizes}
+    growth = max(peaks.values()) / peaks[small] - 1
+    flat = {"peak_rss_mb": peaks, "growth_vs_smallest": growth, "margin": FLAT_MARGIN, "flat": growth <= FLAT_MARGIN}
+    print(f"peak RSS by size (source bytes): {', '.join(f'{n:,}: {v:.0f} MB' for n, v in peaks.items())}; "
+          f"largest is {growth:+.1%} of the smallest: {'flat' if flat['flat'] else 'NOT flat'} (margin {FLAT_MARGIN:.0%})")
     print(f"channel-stat image: {stat_s * 1e3:.1f} ms; copy: {copy_s * 1e3:.2f} ms/img; re-encode 256: {reencode_s * 1e3:.1f} ms/img")
 
     loader, rows = {}, []
@@ -246,12 +284,21 @@ def measure(work: Path, args: argparse.Namespace) -> dict:
     plain = loader[f"{list(_transforms())[1]} x1"]
     stored_ratio = b["bytes_per_image"] / source_bytes[large]  # Parquet overhead over the source JPEG
     workers_per_rank = 7
+    # per listed file: the slope between the smallest and largest set (the class list etc. are fixed)
+    listing_slope = ((b["listing_bytes_per_image"] * b["count"] - a["listing_bytes_per_image"] * a["count"])
+                     / (b["count"] - a["count"]))
+    listing_gb = IMAGENET_FILES * listing_slope / 2**30
     ram_rank_gb = (genius["main_rss_mb"] + workers_per_rank * genius["worker_uss_mb"]) / 1024
     extrapolation = {
         "disk_gb": IMAGENET_TRAIN * IMAGENET_JPEG_BYTES * stored_ratio / 1e9,
         "prepare_hours_source_1core": (IMAGENET_TRAIN * copy_s + 2000 * stat_s) / 3600,
         "prepare_hours_resize256_16cores": (IMAGENET_TRAIN * (reencode_s + copy_s) + 2000 * stat_s) / 3600 / 16,
-        "prepare_peak_ram_gb": max(p["peak_rss_mb"] + args.workers * p["peak_worker_rss_mb"] for p in prepare.values()) / 1024,
+        # the largest measured prepare (process + each pool worker's RSS, shared pages counted in each: an upper
+        # bound) plus the file listing at ImageNet's 1.33M files; nothing else grows with the images
+        "prepare_peak_ram_gb": max(p["peak_rss_mb"] + args.workers * p["peak_worker_rss_mb"] for p in prepare.values()) / 1024
+        + listing_gb,
+        "prepare_listing_gb": listing_gb,
+        "listing_bytes_per_file": listing_slope,
         "ram_per_rank_gb_7_workers": ram_rank_gb,
         "cores_per_h100_genius": H100_IMG_S / genius["images_per_s_per_worker"],
         "cores_per_h100_plain": H100_IMG_S / plain["images_per_s_per_worker"],
@@ -259,14 +306,16 @@ def measure(work: Path, args: argparse.Namespace) -> dict:
     print(f"\nImageNet-1k ({IMAGENET_TRAIN:,} train, {IMAGENET_JPEG_BYTES / 1e3:.0f} kB JPEG): extrapolated vs today")
     print_table(["figure", "encoded (this)", "today (raw 224 px)"], [
         ["disk GB", extrapolation["disk_gb"], TODAY["disk_gb"]],
-        ["prepare peak RAM GB", extrapolation["prepare_peak_ram_gb"], TODAY["prepare_ram_gb"]],
+        [f"prepare peak RAM GB ({args.workers} workers, incl. listing)", extrapolation["prepare_peak_ram_gb"], TODAY["prepare_ram_gb"]],
+        [f"  of which the file listing GB ({listing_slope:.0f} B/file)", extrapolation["prepare_listing_gb"], "-"],
         ["prepare h, source bytes (1 core, copy-bound)", extrapolation["prepare_hours_source_1core"], "-"],
         ["prepare h, re-encode 256 px on 16 cores", extrapolation["prepare_hours_resize256_16cores"], "-"],
         ["RAM per rank GB (main RSS + 7 worker USS)", extrapolation["ram_per_rank_gb_7_workers"], TODAY["ram_per_rank_gb"]],
         [f"cores per H100 at {H100_IMG_S} img/s, GENIUS", extrapolation["cores_per_h100_genius"], "-"],
         [f"cores per H100 at {H100_IMG_S} img/s, plain", extrapolation["cores_per_h100_plain"], "-"],
     ])
-    return {"sizes": args.sizes, "source_jpeg_bytes": source_bytes, "prepare": prepare, "stat_image_s": stat_s,
+    return {"sizes": args.sizes, "source_jpeg_bytes": source_bytes, "prepare": prepare, "prepare_rss_flat": flat,
+            "stat_image_s": stat_s,
             "copy_s_per_image": copy_s, "reencode256_s_per_image": reencode_s, "loader": loader,
             "manifest_format": read_manifest(work / f"prep-{large}")["format"], "imagenet_1k": extrapolation,
             "today": TODAY}

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+import shutil
+from contextlib import contextmanager
 from pathlib import Path
 
 import datasets
@@ -113,16 +115,27 @@ def test_source_mode_keeps_small_images_and_converts_other_formats(tmp_path: Pat
     assert originals <= {b for b, _ in _all_rows(tmp_path / "out")}  # below shorter_side: untouched
 
 
-def test_prepare_holds_one_shard_at_a_time(folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each shard's files are fetched only after the previous shard is on disk, and never more than shard_rows."""
+@pytest.mark.parametrize("workers", [1, 2])
+def test_prepare_holds_at_most_two_row_groups(
+    folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: int
+) -> None:
+    """Files are fetched a row group at a time, and written before more than two groups are held
+    (one being written, one being encoded by the pool), whatever the shard or dataset size."""
+    monkeypatch.setattr(prepare_module, "ENCODED_ROW_GROUP", 3)
     events: list[tuple[str, int]] = []
-    real_write = prepare_module._write_encoded_shard
+    real_writer = prepare_module._encoded_shard_writer
 
-    def write(path: Path, images: list[bytes], labels: np.ndarray) -> None:
-        events.append(("write", len(images)))
-        real_write(path, images, labels)
+    @contextmanager
+    def writer(path: Path):
+        with real_writer(path) as write:
 
-    monkeypatch.setattr(prepare_module, "_write_encoded_shard", write)
+            def counted(images: list[bytes], labels: np.ndarray) -> None:
+                events.append(("write", len(images)))
+                write(images, labels)
+
+            yield counted
+
+    monkeypatch.setattr(prepare_module, "_encoded_shard_writer", writer)
     real_load = prepare_module.load_source
 
     def load(spec: DatasetSpec, seed: int):
@@ -136,9 +149,18 @@ def test_prepare_holds_one_shard_at_a_time(folder: Path, tmp_path: Path, monkeyp
         return data._replace(fetch=fetch)
 
     monkeypatch.setattr(prepare_module, "load_source", load)
-    prepare_dataset(DatasetSpec("imagenet", root=str(folder), image_size=16), tmp_path / "out", seed=0, shard_rows=5)
-    assert [kind for kind, _ in events] == ["fetch", "write"] * (len(events) // 2)  # strictly alternating
-    assert max(n for _, n in events) == 5 and sum(n for kind, n in events if kind == "fetch") == 40
+    out = tmp_path / "out"
+    manifest = prepare_dataset(DatasetSpec("imagenet", root=str(folder), image_size=16), out, seed=0, shard_rows=7, workers=workers)
+    held, most = 0, 0
+    for kind, rows in events:
+        held += rows if kind == "fetch" else -rows
+        most = max(most, held)
+    assert all(rows <= 3 for _, rows in events) and held == 0
+    assert most <= 3 * (2 if workers > 1 else 1)
+    # 25 train rows at 7 per shard → shards of 7, 7, 7, 4 rows; row groups of 3 never span a shard
+    groups = [pq.ParquetFile(out / f["name"]).metadata.num_row_groups for f in manifest["splits"]["train"]["files"]]
+    assert groups == [3, 3, 3, 2] and [f["rows"] for f in manifest["splits"]["train"]["files"]] == [7, 7, 7, 4]
+    assert sorted(hashlib.sha256(b).hexdigest() for b, _ in _all_rows(out)) == sorted(_source_files(folder))
 
 
 def test_hf_source_copies_the_stored_bytes_without_decoding(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -184,3 +206,25 @@ def test_encode_errors_name_the_field(folder: Path, tmp_path: Path) -> None:
     assert read_manifest(tmp_path / "raw")["storage"] == "raw"
     with pytest.raises(LmnasError, match="stores raw pixels, not encoded images"):
         open_encoded_split(tmp_path / "raw", "train")
+
+
+def test_compact_listing_matches_torchvision_imagefolder(folder: Path, tmp_path: Path) -> None:
+    """Same classes, files, labels and order as ImageFolder (nested folders, other extensions, case)."""
+    from torchvision.datasets import ImageFolder
+
+    from lmnas.data.sources import list_image_folder
+
+    root = tmp_path / "tree"
+    shutil.copytree(folder, root)
+    (root / "train" / WNIDS[1] / "deeper" / "z").mkdir(parents=True)
+    (root / "train" / WNIDS[1] / "deeper" / "z" / "x.jpg").write_bytes(b"not decoded here")
+    (root / "train" / WNIDS[1] / "deeper" / "A.PNG").write_bytes(b"nor here")
+    (root / "train" / WNIDS[0] / "notes.txt").write_text("skipped: not an image extension")
+    reference = ImageFolder(str(root / "train"))
+    classes, paths, labels = list_image_folder(root, "train")
+    assert classes == reference.classes
+    assert [str(root / p.decode()) for p in paths] == [path for path, _ in reference.samples]
+    assert labels.tolist() == reference.targets and paths.dtype.kind == "S"
+    (root / "train" / "n09999999").mkdir()
+    with pytest.raises(LmnasError, match="n09999999"):
+        list_image_folder(root, "train")

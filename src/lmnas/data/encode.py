@@ -96,7 +96,8 @@ def pixel_sums(data: bytes) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
     return pixels.sum(axis=0), np.square(pixels).sum(axis=0), height_width
 
 
-def encode_with_sums(data: bytes, spec: EncodeSpec, with_sums: bool) -> tuple[bytes, Any]:
-    """One pool task: the stored bytes and, for a statistics-sample row, its pixel sums."""
+def encode_with_sums(data: bytes, spec: EncodeSpec, with_sums: bool) -> tuple[bytes | None, Any]:
+    """One pool task: the stored bytes (None: the source bytes unchanged, so a worker does not send
+    a copy back) and, for a statistics-sample row, its pixel sums."""
     stored = encode_image(data, spec) if needs_work(spec) or sniff_format(data) == "other" else data
-    return stored, pixel_sums(stored) if with_sums else None
+    return (None if stored is data else stored), pixel_sums(stored) if with_sums else None

@@ -201,8 +201,6 @@ def load_imagenet_source(
     Class limiting and the class-balanced subset are applied to the file lists (GPT-NAS/GENIUS
     search on a 10 % subset); prepare reads the kept files shard by shard.
     """
-    from torchvision.datasets import ImageFolder
-
     if root is None:
         raise LmnasError("dataset 'imagenet' needs `root`: the folder holding train/<wnid>/ and val/<wnid>/")
     if download:
@@ -213,13 +211,8 @@ def load_imagenet_source(
             f"ImageNet folders not found: {', '.join(missing)}; expected root/train/<wnid>/*.JPEG and "
             f"root/val/<wnid>/*.JPEG (val sorted into class folders)"
         )
-    folders = {}
-    for part in ("train", "val"):
-        try:  # only lists files: no transform, no loader call
-            folders[part] = ImageFolder(str(root / part))
-        except FileNotFoundError as err:
-            raise LmnasError(f"ImageNet folder {root / part} has no usable class folders: {err}") from err
-    train_classes, val_classes = folders["train"].classes, folders["val"].classes
+    listed = {part: list_image_folder(root, part) for part in ("train", "val")}
+    train_classes, val_classes = listed["train"][0], listed["val"][0]
     if train_classes != val_classes:
         only_train = sorted(set(train_classes) - set(val_classes))
         only_val = sorted(set(val_classes) - set(train_classes))
@@ -232,23 +225,67 @@ def load_imagenet_source(
     rng = np.random.default_rng(seed)
     paths, labels, split = [], [], []
     for part, split_name in (("train", "train"), ("val", "test")):
-        folder = folders[part]
-        targets = np.asarray(folder.targets, dtype=np.int64)
+        _classes, part_paths, targets = listed[part]
         keep = np.flatnonzero(targets < num_classes)
         keep = keep[balanced_subset(targets[keep], subset_fraction, rng)]
-        paths.extend(folder.samples[i][0] for i in keep)
+        paths.append(part_paths[keep])
         labels.append(targets[keep])
         split.append(np.full(len(keep), split_name))
-    if not paths:
+    del listed
+    files = np.concatenate(paths)
+    if not len(files):
         raise LmnasError(f"no images selected from {root}; raise subset_fraction or max_classes")
-    files = np.array(paths, dtype=object)
+    base = os.fsencode(root)
+
+    def fetch(rows: np.ndarray) -> list[bytes]:
+        out = []
+        for rel in files[rows]:
+            with open(os.path.join(base, rel), "rb") as f:
+                out.append(f.read())
+        return out
+
     return EncodedSource(
         np.concatenate(labels),
         class_names[:num_classes],
         np.concatenate(split),
-        fetch=lambda rows: [Path(p).read_bytes() for p in files[rows]],
+        fetch=fetch,
         default_size=IMAGENET_DEFAULT_SIZE,
     )
+
+
+def list_image_folder(root: Path, part: str) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """torchvision ImageFolder's listing of root/part (same classes, files, order), held compactly.
+
+    Returns (class names, paths relative to root as one fixed-width bytes array, labels int64).
+    ImageFolder keeps a list of (str, int) tuples, ~210 B an image (ImageNet-1k's 1.33M files:
+    ~270 MB, which freeing does not give back); the bytes array is ~40 B an image (~53 MB), and
+    only one class folder's names exist as Python objects at a time."""
+    from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, has_file_allowed_extension
+
+    folder = root / part
+    try:
+        classes, _ = find_classes(folder)
+    except FileNotFoundError as err:
+        raise LmnasError(f"ImageNet folder {folder} has no usable class folders: {err}") from err
+    names, counts, empty = [], [], []
+    for name in classes:
+        found = [
+            os.fsencode(os.path.relpath(os.path.join(walked, fname), root))
+            for walked, _, fnames in sorted(os.walk(folder / name, followlinks=True))
+            for fname in sorted(fnames)
+            if has_file_allowed_extension(fname, IMG_EXTENSIONS)
+        ]
+        if not found:
+            empty.append(name)
+        names.append(np.array(found, dtype=bytes))
+        counts.append(len(found))
+    if empty:
+        raise LmnasError(
+            f"ImageNet folder {folder} has no image files ({', '.join(IMG_EXTENSIONS)}) in the class "
+            f"folders {', '.join(empty[:5])}"
+        )
+    labels = np.repeat(np.arange(len(classes), dtype=np.int64), counts)
+    return classes, np.concatenate(names), labels
 
 
 # --------------------------------------------------------------------------- shared helpers
