@@ -22,10 +22,11 @@ def from_mapping(cls: type[T], data: Mapping[str, Any], where: str, noun: str = 
 
 
 def check_keys(cls: type, data: Mapping[str, Any], where: str, noun: str = "field(s)",
-               required: tuple[str, ...] = ()) -> None:
+               required: tuple[str, ...] = (), internal: tuple[str, ...] = ()) -> None:
     """Refuse keys that are not fields of `cls` (then missing `required` ones) with one line naming
-    `where`, the keys and the known ones (`noun`: what a key is called there: field(s), settings)."""
-    known = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+    `where`, the keys and the known ones (`noun`: what a key is called there: field(s), settings;
+    `internal`: fields the code fills in, not the config)."""
+    known = [f.name for f in dataclasses.fields(cls) if f.name not in internal]  # type: ignore[arg-type]
     unknown = sorted(set(data) - set(known))
     if unknown:
         raise LmnasError(f"{where}: unknown {noun} {unknown}; known: {sorted(known)}")
