@@ -36,6 +36,8 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--stride", type=int, default=10, help="step between training windows (train_archgpt "
                         "default: window // 2; a full window halves the CPU time on the 1.3 M-layer corpus)")
+    parser.add_argument("--corpora", nargs="+", choices=["new", "old"], default=["new", "old"],
+                        help="which GPTs to train (new alone: the GPT nb101_search.py / nb101_reconstruct.py use)")
     parser.add_argument("--out")
     args = parser.parse_args()
 
@@ -71,6 +73,8 @@ def main() -> None:
 
     corpora = {}
     for name, source in (("new", records), ("old", subset)):
+        if name not in args.corpora:
+            continue
         start = time.perf_counter()
         corpus = WORK / name / "corpus"
         if (corpus / "summary.json").is_file():  # encoded by an earlier run of this script
@@ -80,8 +84,9 @@ def main() -> None:
         corpora[name] = {"summary": summary, "encode_s": sum(summary["seconds"].values())}
     windows_per_epoch = {n: sum(len(s) + 1 for s in read_corpus(WORK / n / "corpus" / "pretrain.parquet").structures)
                          for n in corpora}  # targets per epoch, proportional to optimiser steps
-    same_steps = max(1, round(args.epochs * windows_per_epoch["new"] / windows_per_epoch["old"]))
-    runs = [("new", args.epochs), ("old", args.epochs), ("old", same_steps)]
+    runs = [(name, args.epochs) for name in corpora]
+    if len(corpora) == 2:  # the old corpus also for about the new one's optimiser steps
+        runs.append(("old", max(1, round(args.epochs * windows_per_epoch["new"] / windows_per_epoch["old"]))))
     results, rows = [], []
     for name, epochs in runs:
         out = WORK / name / f"gpt-{epochs}ep"

@@ -8,9 +8,19 @@ the nearest one) and uses the enumerated cells' index (no canonicalisation per p
 search of the largest budget per seed, smaller budgets read off its prefix (no strategy looks at
 its budget). GA settings are GPT-NAS's (population 30, 20 generations, crossover 0.7, mutation
 0.5, mask rate 0.4 decaying); Random+GPT masks each vertex of a random cell at 0.4. evals/s:
-strategy + index + lookup + runner, journal in memory, one process.
+strategy + index + lookup + runner, journal in memory, one process. Every GA+GPT variant
+reconstructs its initial population (GPT-NAS does; the paper's GA+GPT included).
 
-    python benchmarks/nb101_search.py --archgpt benchmarks/out/nb101_archgpt/new/gpt-1ep/finetuned
+--weak-init: the GA-family strategies draw their initial population from the split's cells below
+its median accuracy (the rest of the search, mutation and repair, uses the whole split): where an
+op prior can repair bad designs (issue 18). Strategies without an initial population (random,
+random-gpt, regularized-evolution) are skipped then.
+
+    python benchmarks/nb101_search.py --archgpt benchmarks/out/nb101_archgpt/new/gpt-1ep/finetuned \
+        --opslot benchmarks/out/nb101_reconstruct/opslot [--weak-init]
+
+--merge A.json B.json …: one table and the paired tests over the strategies of several runs of this
+script (same split, seeds, budgets and --weak-init; e.g. strategies run in parallel processes).
 """
 
 from __future__ import annotations
@@ -27,7 +37,7 @@ STRATEGIES: dict[str, dict[str, Any]] = {
     "random": {},
     "regularized-evolution": {"population": 20, "sample_size": 5},
     "ga": GA,
-    "ga-gpt": {**GA, "mask_rate": 0.4},
+    "ga-gpt": {**GA, "mask_rate": 0.4, "reconstruct_initial": True},
     "random-gpt": {"mask_rate": 0.4},
     # Issue 18 controls: the same GA+GPT code, seeds and mask draws; only the reconstruction prior differs
     # (initial population reconstructed, as GPT-NAS does).
@@ -36,6 +46,8 @@ STRATEGIES: dict[str, dict[str, Any]] = {
     "ga-gpt-opslot": {**GA, "mask_rate": 0.4, "reconstruct": "op-slot", "bucket": 3, "temperature": 0.0,
                       "reconstruct_initial": True},
 }
+# The controls are ga-gpt runs under their own names.
+REGISTERED = {"ga-uniform": "ga-gpt", "ga-conv3x3": "ga-gpt", "ga-gpt-opslot": "ga-gpt"}
 NEEDS_GPT = {"ga-gpt", "random-gpt", "ga-uniform", "ga-conv3x3"}  # the last two ignore it (a required setting)
 
 
@@ -49,8 +61,19 @@ def main() -> None:
     parser.add_argument("--budgets", type=int, nargs="+", default=[50, 100, 300])
     parser.add_argument("--strategies", nargs="+", default=list(STRATEGIES))
     parser.add_argument("--benchmarks-dir", help="default: ../shared/benchmarks or $LMNAS_BENCHMARKS_DIR")
+    parser.add_argument("--weak-init", action="store_true", help="GA-family initial populations from the cells "
+                        "below the split's median accuracy")
+    parser.add_argument("--merge", nargs="+", metavar="JSON", help="merge earlier runs' results instead of searching")
     parser.add_argument("--out")
     args = parser.parse_args()
+    if args.merge:
+        return merge(args.merge, args.out)
+    if "ga-gpt-opslot" in args.strategies and not args.opslot:
+        parser.error("ga-gpt-opslot needs --opslot (nb101_reconstruct.py --save-opslot DIR)")
+    if args.weak_init:
+        args.strategies = [n for n in args.strategies if n.startswith("ga")]
+
+    import copy
 
     import torch
 
@@ -69,6 +92,15 @@ def main() -> None:
     setup_s = time.perf_counter() - start
     print(f"split {args.split}: {len(keys):,} cells, optimum {optimum.best_metric:.2f}, mean {optimum.mean_metric:.2f} "
           f"(set-up {setup_s:.0f} s)", flush=True)
+    search_space = space
+    if args.weak_init:  # a copy whose sampler (generation 0 only, for the GA family) draws weak cells
+        accuracy = {c: evaluator.evaluate(space, c, seed=0).accuracy for c in space.candidates}
+        median = statistics.median(accuracy.values())
+        weak = [c for c in space.candidates if accuracy[c] < median]
+        search_space = copy.copy(space)
+        search_space.sample = lambda rng: rng.choice(weak)
+        print(f"weak initial populations: {len(weak):,} cells below the median {median:.2f} "
+              f"(mean {statistics.mean(accuracy[c] for c in weak):.2f})", flush=True)
     results, rows = [], []
     for name in args.strategies:
         settings = dict(STRATEGIES[name])
@@ -79,9 +111,9 @@ def main() -> None:
         finals: dict[int, list[float]] = {b: [] for b in args.budgets}
         evaluations, seconds, regenerated = 0, 0.0, 0
         for seed in range(args.seeds):
-            strategy = create_strategy(name, space=space, seed=seed, **settings)
+            strategy = create_strategy(REGISTERED.get(name, name), space=search_space, seed=seed, **settings)
             t0 = time.perf_counter()
-            outcome = run_search(space, strategy, evaluator, None, Budget(max(args.budgets)), seed=seed, progress=False)
+            outcome = run_search(search_space, strategy, evaluator, None, Budget(max(args.budgets)), seed=seed, progress=False)
             seconds += time.perf_counter() - t0
             accuracies = [r["metrics"]["accuracy"] for r in outcome.journal.rows]
             evaluations += len(accuracies)
@@ -97,16 +129,51 @@ def main() -> None:
         results.append(entry)
         rows.append([name] + [f"{entry['mean'][b]:.3f} ± {entry['std'][b]:.3f}" for b in args.budgets]
                     + [f"{entry['evaluations_per_search']:.0f}", f"{entry['evaluations_per_s']:,.0f}"])
-        print(f"[{time.perf_counter() - start:5.0f}s] {name} done", flush=True)
+        print(f"[{time.perf_counter() - start:5.0f}s] {name} done ({seconds / args.seeds:.1f} s/seed)", flush=True)
+        if len(results) < len(args.strategies):  # the strategies done so far survive a run cut short (--merge reads it)
+            write_result("nb101_search", {"args": vars(args), "cells": len(keys), "optimum": optimum.best_metric,
+                                          "mean": optimum.mean_metric, "setup_s": setup_s, "results": results,
+                                          "partial": True}, args.out)
     paired = paired_tests(results, args.budgets)
     print(f"\nbest 108-epoch validation accuracy (%) found, mean ± std over {args.seeds} seeds, joined NAS-Bench-101 "
-          f"table split {args.split} ({len(keys):,} cells, optimum {optimum.best_metric:.3f})")
+          f"table split {args.split} ({len(keys):,} cells, optimum {optimum.best_metric:.3f})"
+          + (", initial populations below the median" if args.weak_init else ""))
     print_table(["strategy"] + [f"{b} queries" for b in args.budgets] + ["evals/search", "evals/s"], rows)
     for line in paired["lines"]:
         print(line)
     write_result("nb101_search", {"args": vars(args), "cells": len(keys), "optimum": optimum.best_metric,
                                   "mean": optimum.mean_metric, "setup_s": setup_s, "results": results, "paired": paired["tests"]},
                  args.out)
+
+
+def merge(paths: list[str], out: str | None) -> None:
+    import json
+
+    runs = [json.loads(open(p).read()) for p in paths]
+    same = {k: {json.dumps(r["args"][k]) for r in runs} for k in ("split", "seeds", "budgets", "weak_init")}
+    if any(len(v) > 1 for v in same.values()):
+        raise SystemExit(f"--merge: the runs differ in {[k for k, v in same.items() if len(v) > 1]}; {paths}")
+    budgets = runs[0]["args"]["budgets"]
+    results = []
+    for run in runs:
+        for r in run["results"]:
+            for field in ("mean", "std", "finals", "found_optimum"):
+                r[field] = {int(b): v for b, v in r[field].items()}
+            results.append(r)
+    names = [r["strategy"] for r in results]
+    if len(set(names)) != len(names):
+        raise SystemExit(f"--merge: a strategy appears twice: {names}")
+    rows = [[r["strategy"]] + [f"{r['mean'][b]:.3f} ± {r['std'][b]:.3f}" for b in budgets]
+            + [f"{r['evaluations_per_search']:.0f}", f"{r['evaluations_per_s']:,.0f}"] for r in results]
+    paired = paired_tests(results, budgets)
+    print(f"best 108-epoch validation accuracy (%) found, mean ± std over {runs[0]['args']['seeds']} seeds, split "
+          f"{runs[0]['args']['split']} (optimum {runs[0]['optimum']:.3f})"
+          + (", initial populations below the median" if runs[0]["args"]["weak_init"] else "") + f"; merged {paths}")
+    print_table(["strategy"] + [f"{b} queries" for b in budgets] + ["evals/search", "evals/s"], rows)
+    for line in paired["lines"]:
+        print(line)
+    write_result("nb101_search", {"merged": paths, "args": runs[0]["args"], "optimum": runs[0]["optimum"],
+                                  "results": results, "paired": paired["tests"]}, out)
 
 
 def paired_tests(results: list[dict[str, Any]], budgets: list[int]) -> dict[str, Any]:

@@ -59,6 +59,7 @@ def test_decode_rejects_bad_tokens() -> None:
         decode_cell(["<in>", "op:conv3x3", "<out>", "r:1"])  # 3 vertices need 2 rows
 
 
+@pytest.mark.slow  # trains the module's GPT (~40 s on a busy 2-core machine)
 def test_legal_choices_only_and_scores_finite(model) -> None:
     for cell in sample(20, seed=2):
         masked = list(range(1, cell.num_vertices - 1))
@@ -69,6 +70,7 @@ def test_legal_choices_only_and_scores_finite(model) -> None:
         assert out.matrix == canonical_cell(out).matrix
 
 
+@pytest.mark.slow  # trains the module's GPT (~40 s on a busy 2-core machine)
 def test_in_table_decoding_returns_table_cells_not_the_original(model) -> None:
     cells = sample(30, seed=3)
     table = set(cells)
@@ -84,6 +86,7 @@ def test_in_table_decoding_returns_table_cells_not_the_original(model) -> None:
     assert candidate_cells(lonely, [1], {lonely}.__contains__) == [lonely]  # no other candidate: the original
 
 
+@pytest.mark.slow  # trains the module's GPT (~40 s on a busy 2-core machine)
 def test_bucket_prefix_changes_the_generation(model) -> None:
     cell = sample(1, seed=4)[0]
     masked = list(range(1, cell.num_vertices - 1))
@@ -101,6 +104,7 @@ def test_likelihood_and_choose() -> None:
     assert buckets == [0, 0, 1, 1, 2, 2, 3, 3] and len(edges) == 3
 
 
+@pytest.mark.slow  # trains the module's GPT (~40 s on a busy 2-core machine)
 def test_sequence_likelihood_is_negative(model) -> None:
     scores = sequence_log_likelihood(model, [encode_cell(c) for c in sample(3, seed=5)])
     assert all(s < 0 for s in scores)

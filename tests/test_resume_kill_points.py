@@ -102,6 +102,40 @@ def test_table_search_resumes_identically_at_every_kill_point(tmp_path, space_na
           f"{len(points)} kill points {points} all identical to the uninterrupted run")
 
 
+# Model-based strategies: the predictor / TPE study is rebuilt by replaying the journal, so every
+# kill point must give the same proposals. Small settings keep the 8 replays quick.
+MODEL_CASES = [  # (space, strategy, settings, budget, table, candidates from the table)
+    ("nas-bench-201", "bananas", {"initial": 5, "candidates": 30, "epochs": 40}, 120, "nas-bench-201", False),
+    ("nas-bench-macro", "bananas", {"initial": 5, "candidates": 30, "epochs": 40, "acquisition": "ucb",
+                                    "retrain_growth": 0.0, "batch_size": 3}, 120, None, False),
+    ("nas-bench-201", "optuna-tpe", {"initial": 5}, 150, "nas-bench-201", False),
+    # most NAS-Bench-101 combinations are no cell: from_categorical maps them to the nearest candidate
+    ("nas-bench-101", "optuna-tpe", {"initial": 5, "max_repeats": 5}, 80, "subset", True),
+]
+
+
+@pytest.mark.parametrize("space_name,strategy_name,settings,budget,table_name,restricted", MODEL_CASES,
+                         ids=[f"{c[0]}-{c[1]}" for c in MODEL_CASES])
+def test_model_based_search_resumes_identically(tmp_path, space_name, strategy_name, settings, budget, table_name,
+                                                restricted):
+    table = EVALUATORS.create("table", **({"table": "subset"} if table_name == "subset" else {}))
+    space_settings = {"candidates": table.keys(create_space(space_name))} if restricted else {}
+    reference = tmp_path / "reference"
+    outcome = run(space_name, strategy_name, settings, reference, budget, table, **space_settings)
+    expected = rows(reference)
+    assert len({key for _, key, *_ in expected}) == len(expected) == budget
+    for i, k in enumerate(kill_points(len(expected), 5, seed=budget)):
+        out = tmp_path / f"killed-{k}"
+        cut(reference, out, k, torn=i % 2 == 1, transcript_requests=None)
+        resumed = run(space_name, strategy_name, settings, out, budget, table, **space_settings)
+        assert rows(out) == expected, f"{strategy_name}: kill after {k} evaluations: the resumed journal differs"
+        assert resumed.stopped_because == outcome.stopped_because and resumed.resumed_from == k
+    bigger, extended = tmp_path / "bigger", tmp_path / "killed-0"  # killed-0 holds the full run now
+    run(space_name, strategy_name, settings, bigger, budget + 30, table, **space_settings)
+    run(space_name, strategy_name, settings, extended, budget + 30, table, **space_settings)
+    assert rows(extended) == rows(bigger)
+
+
 def test_ga_gpt_resumes_identically(tmp_path, archgpt_dir):
     table = EVALUATORS.create("table", table="subset")
     cells = table.keys(create_space("nas-bench-101"))  # the space is the 292 cells the table holds

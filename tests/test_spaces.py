@@ -2,6 +2,7 @@
 
 import random
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -136,3 +137,45 @@ def test_block_space_macs_of_a_known_network():
     # params: bias-free convs 1→16, 16→16, 16→32, 32→64 (3x3), a BN (weight + bias) after each, linear 64→5 + bias
     params = 9 * (1 * 16 + 16 * 16 + 16 * 32 + 32 * 64) + 2 * (16 + 16 + 32 + 64) + 64 * 5 + 5
     assert measure(model, space.input_shape) == {"params": params, "flops": expected} == {"params": 26_069, "flops": 304_448}
+
+
+@pytest.mark.parametrize("name", SPACES.names())
+def test_categorical_view_round_trips_and_any_combination_is_valid(name):
+    """The contract the model-based strategies use: genotype → values → the same genotype; any
+    combination of values → a valid genotype; features of one fixed length."""
+    space, rng = small_space(name), random.Random(1)
+    choices = space.categorical()
+    lengths = set()
+    for _ in range(30):
+        g = space.sample(rng)
+        values = space.to_categorical(g)
+        assert set(values) == {c.name for c in choices} and all(values[c.name] in c.options for c in choices)
+        assert space.from_categorical(values, rng) == space.validate(g)
+        any_values = {c.name: rng.choice(c.options) for c in choices}
+        child = space.from_categorical(any_values, rng)
+        assert space.validate(child) == child
+        features = space.features(g)
+        assert features.dtype == np.float32 and features.ndim == 1 and np.isfinite(features).all()
+        lengths.add(len(features))
+    assert len(lengths) == 1
+
+
+def test_path_encoding_of_a_known_nas_bench_201_cell():
+    space = create_space("nas-bench-201")
+    # only 0→3 (conv3x3) and 0→1→3 (skip, conv1x1) carry signal; every other edge is `none`
+    g = space.parse("|skip_connect~0|+|none~0|none~1|+|nor_conv_3x3~0|nor_conv_1x1~1|none~2|")
+    paths = space.features(g)[30:]
+    assert paths.sum() == 2
+    assert paths[2] == 1  # route 0→3, op nor_conv_3x3 (index 2 of the 4 non-`none` ops)
+    assert paths[4 + 0 * 4 + 1] == 1  # route 0→1→3: skip_connect then nor_conv_1x1
+
+
+def test_nas_bench_101_invalid_combination_maps_to_the_nearest_candidate():
+    space = create_space("nas-bench-101")
+    no_edges = {c.name: (0 if c.name.startswith("e") else c.options[0]) for c in space.categorical()}
+    cell = space.from_categorical(no_edges, random.Random(0))  # no input→output path: repaired
+    assert space.key(cell) == "1|"  # input → output directly: the only edge added
+    rng = random.Random(2)
+    candidates = [space.key(space.sample(rng)) for _ in range(40)]
+    restricted = create_space("nas-bench-101", candidates=candidates)
+    assert space.key(restricted.from_categorical(no_edges, rng)) in set(candidates)

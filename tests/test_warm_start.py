@@ -95,6 +95,15 @@ def test_the_first_queries_are_the_proxy_best_of_the_pool(tmp_path):
 
 
 @needs("nasbench201_cifar10.json")
+@pytest.mark.parametrize("name,settings", [("bananas", {"initial": 5}), ("optuna-tpe", {"initial": 5})])
+def test_model_based_strategies_start_from_the_warm_start(tmp_path, name, settings):
+    """bananas and optuna-tpe spend their `initial` queries on the proxy-best of the pool too."""
+    run(tmp_path / "random", 5, warm_start=warm(tmp_path))
+    run(tmp_path / name, 8, name, settings, warm(tmp_path))
+    assert keys(tmp_path / name)[:5] == keys(tmp_path / "random")
+
+
+@needs("nasbench201_cifar10.json")
 @pytest.mark.parametrize("name,settings", STRATEGY_CASES)
 def test_a_resumed_warm_started_run_equals_the_uninterrupted_one(tmp_path, name, settings):
     budget = 30

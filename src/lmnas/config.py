@@ -73,6 +73,14 @@ def check_options(name: str, settings: dict[str, Any], source: str) -> None:
         check_schema(settings, {"$defs": full["$defs"], **spec}, source)
 
 
+def option_defaults(name: str) -> dict[str, Any]:
+    """The schema's defaults of `search.options.<name>`: the one place a strategy's defaults are
+    written (its signature reads them from here, so the registry and the fingerprint see them)."""
+    spec = schema()["properties"]["search"]["properties"]["options"]["properties"].get(name, {})
+    return {key: copy.deepcopy(prop["default"]) for key, prop in spec.get("properties", {}).items()
+            if "default" in prop}
+
+
 def validate_search_section(section: dict[str, Any], source: str) -> None:
     """The `search:` section alone (lmnas search --config), against the workflow's schema."""
     full = schema()

@@ -152,11 +152,14 @@ def reconstruct_cell(
     policy: DecodePolicy = DecodePolicy(),
     bucket: int | None = None,
     in_space: Callable[[CellSpec], bool] | None = None,
+    candidates: Sequence[CellSpec] | None = None,
 ) -> CellSpec:
-    """`cell` with its masked vertices re-chosen jointly by full-sequence likelihood (see module doc)."""
+    """`cell` with its masked vertices re-chosen jointly by full-sequence likelihood (see module doc).
+    `candidates`: `candidate_cells(cell, masked, in_space)` when the caller has it already."""
     if not masked:
         return canonical_cell(cell)
-    candidates = candidate_cells(cell, masked, in_space)
+    if candidates is None:
+        candidates = candidate_cells(cell, masked, in_space)
     if not candidates:
         raise LmnasError(f"cell {cell.as_dict()}: no candidate in the space for masked vertices {list(masked)}")
     scores = sequence_log_likelihood(model, [encode_cell(c, bucket) for c in candidates])

@@ -2,18 +2,38 @@
 
 A genotype is an immutable, hashable value; `key` is its canonical string (the journal,
 dedup and cache key, written as the benchmark tables write it) and `parse` inverts it.
+
+Model-based strategies (bananas, optuna-tpe) also need a *categorical view* of the space:
+`categorical()` names a fixed list of categorical decisions, `to_categorical` writes a genotype as one
+value per decision, and `from_categorical` turns any combination back into a valid genotype (the
+nearest valid one where a combination is not an architecture, e.g. a NAS-Bench-101 matrix with
+no input→output path). `features` is the numeric encoding a predictor learns from: by default
+the one-hot of the categorical view; cell spaces add their path encoding (BANANAS). A space
+without a categorical view raises `LmnasError` saying which strategies need one.
 """
 
 from __future__ import annotations
 
 import random
 from abc import ABC, abstractmethod
-from collections.abc import Hashable
+from collections.abc import Hashable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from torch import nn
 
+from lmnas.errors import LmnasError
+
 Genotype = Hashable
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One categorical decision of a space: its name and options (str/int, so JSON and Optuna keep them)."""
+
+    name: str
+    options: tuple[Any, ...]
 
 
 class SearchSpace(ABC):
@@ -64,3 +84,33 @@ class SearchSpace(ABC):
         """FLOPs of one image by the space's paper convention (GENIUS: thop at 224 px), or None when the
         space has none: then the measured multiply-adds (EvalResult.flops) stand for it."""
         return None
+
+    # -- categorical view and features (model-based strategies) --------------------------------
+    def categorical(self) -> tuple[Choice, ...]:
+        raise self._no_categorical_view()
+
+    def to_categorical(self, genotype: Genotype) -> dict[str, Any]:
+        """One value per `categorical()` entry; `from_categorical(to_categorical(g)) == validate(g)`."""
+        raise self._no_categorical_view()
+
+    def from_categorical(self, values: Mapping[str, Any], rng: random.Random) -> Genotype:
+        """The valid genotype `values` write, or the nearest valid one (ties broken with `rng`)."""
+        raise self._no_categorical_view()
+
+    def _no_categorical_view(self) -> LmnasError:
+        return LmnasError(f"search space {self.name!r} has no categorical view (categorical / to_categorical / "
+                          "from_categorical): the model-based strategies (bananas, optuna-tpe) cannot search it")
+
+    def features(self, genotype: Genotype) -> np.ndarray:
+        """A fixed-length float32 vector for predictors: the one-hot of the categorical view."""
+        return one_hot(self.categorical(), self.to_categorical(genotype))
+
+
+def one_hot(choices: tuple[Choice, ...], values: Mapping[str, Any]) -> np.ndarray:
+    """Concatenated one-hot vectors of `values`, one block of len(options) per choice."""
+    out = np.zeros(sum(len(c.options) for c in choices), dtype=np.float32)
+    offset = 0
+    for c in choices:
+        out[offset + c.options.index(values[c.name])] = 1.0
+        offset += len(c.options)
+    return out

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import numbers
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -52,7 +52,7 @@ from torchvision.ops import Conv2dNormActivation
 
 from lmnas.errors import LmnasError
 from lmnas.spaces import SPACES
-from lmnas.spaces.base import SearchSpace
+from lmnas.spaces.base import Choice, SearchSpace
 
 OpGenotype = tuple[int, ...]
 
@@ -360,6 +360,23 @@ class GeniusImageNetSpace(SearchSpace):
                     f"{i % LAYERS_PER_STAGE + 1}) has op {op!r}, expected an int 0..{len(OPS) - 1} ({choices})"
                 )
         return self.canonical(tuple(int(op) for op in ops))
+
+    # -- categorical view: one op per layer ----------------------------------------------------------
+    def categorical(self) -> tuple[Choice, ...]:
+        return tuple(Choice(f"layer{i}", tuple(range(len(OPS)))) for i in range(NUM_LAYERS))
+
+    def to_categorical(self, genotype: OpGenotype) -> dict[str, Any]:
+        return {f"layer{i}": op for i, op in enumerate(self.validate(genotype))}
+
+    def from_categorical(self, values: Mapping[str, Any], rng: random.Random) -> OpGenotype:
+        """The ops as given; outside `flops_limits`, one-layer changes (at most 100) until within them,
+        else a fresh sample."""
+        genotype = self.validate([values[f"layer{i}"] for i in range(NUM_LAYERS)])
+        for _ in range(100):
+            if self._within_limits(genotype):
+                return genotype
+            genotype = self.mutate(genotype, rng)
+        return genotype if self._within_limits(genotype) else self.sample(rng)
 
     @staticmethod
     def canonical(ops: OpGenotype) -> OpGenotype:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import importlib
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +22,7 @@ from torchvision.ops import Conv2dNormActivation
 
 from lmnas.errors import LmnasError
 from lmnas.spaces import SPACES
-from lmnas.spaces.base import SearchSpace
+from lmnas.spaces.base import Choice, SearchSpace
 
 # `torchvision.models.googlenet` is shadowed by the builder function of the same name.
 _googlenet = importlib.import_module("torchvision.models.googlenet")
@@ -179,6 +179,18 @@ class GPTNASBlockSpace(SearchSpace):
         return self.validate(tuple(key.split("-")) if key else ())
 
     # -- networks --------------------------------------------------------------------------
+    # -- categorical view: max_blocks slots, those past min_blocks may be "none" (no block) ----------
+    def categorical(self) -> tuple[Choice, ...]:
+        return tuple(Choice(f"block{i}", self.block_types + (("none",) if i >= self.min_blocks else ()))
+                     for i in range(self.max_blocks))
+
+    def to_categorical(self, genotype: BlockGenotype) -> dict[str, Any]:
+        blocks = self.validate(genotype)
+        return {f"block{i}": blocks[i] if i < len(blocks) else "none" for i in range(self.max_blocks)}
+
+    def from_categorical(self, values: Mapping[str, Any], rng: random.Random) -> BlockGenotype:
+        return self.validate(tuple(b for b in (values[f"block{i}"] for i in range(self.max_blocks)) if b != "none"))
+
     def stage_of(self, genotype: BlockGenotype) -> list[int]:
         n, s = len(genotype), len(self.stage_widths)
         return [i * s // n for i in range(n)]

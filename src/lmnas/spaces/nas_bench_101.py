@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -44,7 +44,7 @@ from lmnas.nasbench101 import AVAILABLE_OPS, CellSpec, build_network, random_cel
 from lmnas.nasbench101.canonical import canonical_cell
 from lmnas.nasbench101.cell import INPUT, MAX_VERTICES, OUTPUT, Matrix
 from lmnas.spaces import SPACES
-from lmnas.spaces.base import SearchSpace
+from lmnas.spaces.base import Choice, SearchSpace
 
 # Key codes of AVAILABLE_OPS, in its order (conv3x3, conv1x1, maxpool3x3).
 OP_CODES: tuple[str, ...] = ("c3", "c1", "mp")
@@ -202,6 +202,46 @@ def _padded_form_key(matrix: list[list[int]], ops: list[str]) -> int:
     for v in keep[1:-1]:
         code = code * 3 + _OP_INDEX[ops[v]]
     return (len(keep) << 29) | (bits << 8) | code
+
+
+# ---- categorical view and features (model-based strategies) --------------------------------------
+
+# The padded 7-vertex cell as decisions: 21 upper-triangle edges, 5 interior ops.
+_EDGE_SLOTS = tuple((i, j) for i in range(MAX_VERTICES) for j in range(i + 1, MAX_VERTICES))
+CATEGORICAL: tuple[Choice, ...] = (
+    *(Choice(f"e{i}{j}", (0, 1)) for i, j in _EDGE_SLOTS),
+    *(Choice(f"op{v}", AVAILABLE_OPS) for v in range(1, MAX_VERTICES - 1)),
+)
+# Path encoding (BANANAS): one feature per sequence of interior ops on an input→output path,
+# sum over k = 0..5 of 3^k = 364 features.
+_PATH_OFFSET = [sum(len(AVAILABLE_OPS) ** k for k in range(n)) for n in range(MAX_VERTICES - 1)]
+NUM_PATHS = _PATH_OFFSET[-1] + len(AVAILABLE_OPS) ** (MAX_VERTICES - 2)
+
+
+@lru_cache(maxsize=1 << 17)
+def cell_features(cell: CellSpec) -> np.ndarray:
+    """21 padded edge bits, 5 x 3 one-hot interior ops (padding: zeros), then the 364-long path
+    encoding of the (pruned) cell; float32, 400 long. Read-only: it is shared through the cache."""
+    n = cell.num_vertices
+    matrix, _ = _padded(cell, [INPUT] * (MAX_VERTICES - n))
+    out = np.zeros(len(_EDGE_SLOTS) + 3 * (MAX_VERTICES - 2) + NUM_PATHS, dtype=np.float32)
+    for k, (i, j) in enumerate(_EDGE_SLOTS):
+        out[k] = matrix[i][j]
+    for v, op in enumerate(cell.ops[1:-1]):
+        out[len(_EDGE_SLOTS) + 3 * v + _OP_INDEX[op]] = 1.0
+    base = len(_EDGE_SLOTS) + 3 * (MAX_VERTICES - 2)
+    stack: list[tuple[int, int, int]] = [(0, 0, 0)]  # (vertex, ops on the path so far, their base-3 code)
+    while stack:
+        v, length, code = stack.pop()
+        for w in range(v + 1, n):
+            if not cell.matrix[v][w]:
+                continue
+            if w == n - 1:
+                out[base + _PATH_OFFSET[length] + code] = 1.0
+            else:
+                stack.append((w, length + 1, code * 3 + _OP_INDEX[cell.ops[w]]))
+    out.setflags(write=False)
+    return out
 
 
 def _random_ops(rng: random.Random, count: int) -> list[str]:
@@ -365,7 +405,10 @@ class NASBench101Space(SearchSpace):
 
     def _nearest_candidates(self, cell: CellSpec, exclude: CellSpec | None) -> np.ndarray:
         """Indices of the candidates at the smallest Hamming distance to `cell` (`exclude` left out)."""
-        vector = _vector(cell).tolist()
+        return self._nearest_to_vector(_vector(cell), exclude)
+
+    def _nearest_to_vector(self, vector_array: np.ndarray, exclude: CellSpec | None) -> np.ndarray:
+        vector = vector_array.tolist()
         edges = sum(1 << k for k in range(21) if vector[k])
         ops = sum(1 << (4 * v + vector[21 + v] + 1) for v in range(len(vector) - 21))  # as _packed does
         distance = (np.bitwise_count(self._candidate_edges ^ np.uint32(edges)).astype(np.int64)
@@ -373,6 +416,43 @@ class NASBench101Space(SearchSpace):
         if exclude is not None and len(self.candidates) > 1 and exclude in self._candidate_set:
             distance[self._candidate_index[exclude]] = np.iinfo(np.int64).max
         return np.flatnonzero(distance == distance.min())
+
+    # -- categorical view and features -------------------------------------------------------------
+    def categorical(self) -> tuple[Choice, ...]:
+        return CATEGORICAL
+
+    def to_categorical(self, genotype: CellSpec) -> dict[str, Any]:
+        """The padded 7-vertex form of the canonical cell (padding vertices: isolated conv3x3)."""
+        cell = self.validate(genotype)
+        matrix, ops = _padded(cell, [AVAILABLE_OPS[0]] * (MAX_VERTICES - cell.num_vertices))
+        values: dict[str, Any] = {f"e{i}{j}": matrix[i][j] for i, j in _EDGE_SLOTS}
+        values.update({f"op{v}": ops[v] for v in range(1, MAX_VERTICES - 1)})
+        return values
+
+    def from_categorical(self, values: Mapping[str, Any], rng: random.Random) -> CellSpec:
+        """Most combinations are no cell (no input→output path, or > 9 edges after pruning): with
+        candidates, the nearest candidate by Hamming distance of the padded form; without, the
+        input→output edge is added and random edges dropped until the cell is valid."""
+        matrix = [[0] * MAX_VERTICES for _ in range(MAX_VERTICES)]
+        for i, j in _EDGE_SLOTS:
+            matrix[i][j] = int(values[f"e{i}{j}"])
+        ops = [INPUT, *(str(values[f"op{v}"]) for v in range(1, MAX_VERTICES - 1)), OUTPUT]
+        cell = self._padded_child(matrix, ops)
+        if cell is not None:
+            return self.nearest(cell, rng)
+        if self.candidates is not None:
+            labels = [_OP_INDEX[op] for op in ops[1:-1]]
+            bits = [matrix[i][j] for i, j in _EDGE_SLOTS]
+            nearest = self._nearest_to_vector(np.array(bits + labels, dtype=np.int8), None)
+            return self.candidates[int(nearest[rng.randrange(len(nearest))])]
+        matrix[0][MAX_VERTICES - 1] = 1
+        while (cell := self._padded_child(matrix, ops)) is None:
+            i, j = rng.choice([(i, j) for i, j in _EDGE_SLOTS if matrix[i][j] and (i, j) != (0, MAX_VERTICES - 1)])
+            matrix[i][j] = 0
+        return cell
+
+    def features(self, genotype: CellSpec) -> np.ndarray:
+        return cell_features(self.canonical(_as_cell(genotype)))
 
     def validate(self, genotype: Any) -> CellSpec:
         """The canonical pruned cell of a CellSpec, key, {'matrix', 'ops'} or (matrix, ops)."""

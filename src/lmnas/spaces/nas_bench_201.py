@@ -13,18 +13,20 @@ never reaches the cell output, as the benchmark does (its params count them).
 
 from __future__ import annotations
 
+import itertools
 import random
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from numbers import Integral
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
 from lmnas.errors import LmnasError
 from lmnas.spaces import SPACES
-from lmnas.spaces.base import SearchSpace
+from lmnas.spaces.base import Choice, SearchSpace, one_hot
 from lmnas.spaces.nas_bench_macro import mutate_position, uniform_crossover
 
 # The benchmark's operation list, in its own order (also GENIUS's 0..4 numbering).
@@ -33,6 +35,15 @@ NB201_OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3
 NB201_EDGES = ((0, 1), (0, 2), (1, 2), (0, 3), (1, 3), (2, 3))
 
 NB201Genotype = tuple[str, ...]
+
+# Path encoding (BANANAS, White et al. 2021): the input→output routes of the cell as edge indices,
+# and one feature per (route, ops on it) with no `none` on it: 4 + 16 + 16 + 64 = 100 features.
+NB201_ROUTES = ((3,), (0, 4), (1, 5), (0, 2, 5))  # 0→3; 0→1→3; 0→2→3; 0→1→2→3
+_PATH_OPS = NB201_OPS[1:]
+_PATH_INDEX: dict[tuple[int, tuple[str, ...]], int] = {
+    (r, ops): i for i, (r, ops) in enumerate(
+        (r, ops) for r, route in enumerate(NB201_ROUTES) for ops in itertools.product(_PATH_OPS, repeat=len(route)))
+}
 
 _OP = "|".join(NB201_OPS)
 _KEY_RE = re.compile(rf"^\|({_OP})~0\|\+\|({_OP})~0\|({_OP})~1\|\+\|({_OP})~0\|({_OP})~1\|({_OP})~2\|$")
@@ -182,6 +193,25 @@ class NASBench201Space(SearchSpace):
                 f"with op one of {list(NB201_OPS)}"
             )
         return match.groups()
+
+    # -- categorical view and features -------------------------------------------------------------
+    def categorical(self) -> tuple[Choice, ...]:
+        return tuple(Choice(f"edge{i}{j}", NB201_OPS) for i, j in NB201_EDGES)
+
+    def to_categorical(self, genotype: NB201Genotype) -> dict[str, Any]:
+        return {f"edge{i}{j}": op for (i, j), op in zip(NB201_EDGES, self.validate(genotype))}
+
+    def from_categorical(self, values: Mapping[str, Any], rng: random.Random) -> NB201Genotype:
+        return self.validate([values[f"edge{i}{j}"] for i, j in NB201_EDGES])  # every combination is a cell
+
+    def features(self, genotype: NB201Genotype) -> np.ndarray:
+        """One-hot of the 6 edge ops (30) followed by the path encoding (100)."""
+        paths = np.zeros(len(_PATH_INDEX), dtype=np.float32)
+        for r, route in enumerate(NB201_ROUTES):
+            ops = tuple(genotype[e] for e in route)
+            if "none" not in ops:
+                paths[_PATH_INDEX[(r, ops)]] = 1.0
+        return np.concatenate([one_hot(self.categorical(), self.to_categorical(genotype)), paths])
 
     # -- networks --------------------------------------------------------------------------
     def build(self, genotype: NB201Genotype) -> NB201Network:

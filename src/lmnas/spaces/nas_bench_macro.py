@@ -14,15 +14,17 @@ mutation and uniform crossover with NAS-Bench-201.
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
 from numbers import Integral
 from typing import Any
 
+import numpy as np
 from torch import nn
 
 from lmnas.errors import LmnasError
 from lmnas.spaces import SPACES
 from lmnas.spaces._mobilenet_blocks import InvertedResidual, PooledClassifier, SkipLayer, conv_bn
-from lmnas.spaces.base import SearchSpace
+from lmnas.spaces.base import Choice, SearchSpace, one_hot
 
 DigitGenotype = tuple[int, ...]
 
@@ -97,6 +99,16 @@ class DigitSpace(SearchSpace):
     def settings(self) -> dict[str, Any]:
         return {"name": self.name, "crossover": self.crossover_kind}
 
+    # -- categorical view: one decision per position, every combination valid --------------------
+    def categorical(self) -> tuple[Choice, ...]:
+        return tuple(Choice(f"layer{i}", self.choices) for i in range(self.length))
+
+    def to_categorical(self, genotype: DigitGenotype) -> dict[str, Any]:
+        return {f"layer{i}": d for i, d in enumerate(self.validate(genotype))}
+
+    def from_categorical(self, values: Mapping[str, Any], rng: random.Random) -> DigitGenotype:
+        return self.validate([values[f"layer{i}"] for i in range(self.length)])
+
 
 # Layer choices in key order (the benchmark's candidate_OP list).
 MACRO_OPS = ("identity", "MB3_K3", "MB6_K5")
@@ -136,6 +148,10 @@ class NASBenchMacroSpace(DigitSpace):
 
     def distinct_key(self, genotype: DigitGenotype) -> str:
         return self.key(self.distinct(genotype))
+
+    def features(self, genotype: DigitGenotype) -> np.ndarray:
+        """One-hot of the trained network behind the key (keys of one network get one vector)."""
+        return one_hot(self.categorical(), self.to_categorical(self.distinct(genotype)))
 
     def build(self, genotype: DigitGenotype) -> nn.Module:
         genotype = self.validate(genotype)
