@@ -92,6 +92,32 @@ def test_workflow_scripts_and_rules_hold_no_defaults():
         assert all(v == "{}" for v in found), f"{rule.name}: fallback values {found}; put them in the schema"
 
 
+# Constant fallbacks in cli.py and lmnas/search that are no config setting (each says what it reads).
+NOT_CONFIG = {
+    ("parallel.py", "evaluator_settings.get('device', '')"): "no device setting: not a CUDA one",
+    ("run_folder.py", "status.get('budget', 0)"): "status.json of an older run without a budget",
+    ("slurm_executor.py", "self._since.get(job_id, 0.0)"): "a job id this watcher did not register",
+    ("cli.py", "section.setdefault('evaluator', 'table' if args.data is None else 'proxy')"):
+        "the CLI's choice by --data (table lookup, or proxy training on the data given)",
+}
+
+
+def test_cli_and_search_hold_no_defaults():
+    """No `x.get(key, constant)` / `x.setdefault(key, constant)` in the CLI and the search package:
+    what an unset setting means is the schema's default (e.g. budget.evaluations), filled on validation."""
+    files = [REPO / "src/lmnas/cli.py", *sorted((REPO / "src/lmnas/search").glob("*.py"))]
+    found = []
+    for path in files:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (isinstance(node, ast.Call) and getattr(node.func, "attr", None) in ("get", "setdefault")
+                    and len(node.args) == 2 and (isinstance(node.args[1], ast.Constant | ast.IfExp)
+                                                 or isinstance(node.args[1], ast.Dict) and node.args[1].keys)):
+                found.append((path.name, ast.unparse(node)))
+    assert len(files) >= 10
+    unexpected = [f"{name}: {call}" for name, call in found if (name, call) not in NOT_CONFIG]
+    assert not unexpected, f"fallback values outside the schema: {unexpected}"
+
+
 def test_benchmarks_dir_setting_env_and_default(tmp_path, monkeypatch):
     config = load_yaml(REPO / "config/config.yaml")
     config["benchmarks_dir"] = "tables"
