@@ -23,9 +23,10 @@ localrules:
 
 
 rule all:
-    """The default target: the whole chain up to the report."""
+    """The default target: the whole chain up to the report, every stage's outputs named (see
+    chain_outputs in workflow/rules/common.smk)."""
     input:
-        f"{RUN}/report/report.md",
+        chain_outputs,
 
 
 include: "workflow/rules/prepare_data.smk"

@@ -3,6 +3,8 @@
 #   1. accounting (slurmdbd): the embedded default through workflow/profiles/slurm-ci, then sacct must
 #      show every stage COMPLETED with its rule's CPUs, memory, time limit and GPUs (.ci/slurm_check.py);
 #      a GPU request the cluster cannot serve is refused before --forcerun deletes anything;
+#      the workflow again with search.executor: slurm (.ci/slurm-executor.yaml: the candidates as SLURM
+#      jobs submitted from inside the search stage's own job);
 #      the search's candidates as SLURM jobs (tests/test_slurm_cluster.py: identical to local,
 #      kill -9 + rerun, cancelled job resubmitted).
 #      Multi-node retraining on the 1-node cluster: 2 tasks standing for 2 nodes run launch_command's
@@ -56,6 +58,28 @@ fi
 grep -F "lmnas: slurm: transfer asks for 2 GPU(s) but partition 'debug' has at most 1 per node" "$WORK/gpu.log"
 [ "$(stat -c %Y "$WORK/sacct/results/default/transfer/metrics.json")" = "$before" ]
 say "GPU request beyond the cluster refused, outputs kept"
+
+# The search's candidates as SLURM jobs submitted from inside the search stage's own SLURM job
+# (search.executor: slurm): the search and what follows rerun in the same folder; every candidate
+# job must be COMPLETED in sacct and the whole budget journaled.
+t=$(date +%s)
+smk 900 --profile workflow/profiles/slurm-ci --configfile .ci/slurm-ci.yaml .ci/slurm-executor.yaml \
+  --directory "$WORK/sacct" > "$WORK/executor.log" 2>&1 || { tail -50 "$WORK/executor.log"; exit 1; }
+python - "$WORK/sacct/results/default/search" <<'EOF_PY'
+import json, subprocess, sys
+from pathlib import Path
+search = Path(sys.argv[1])
+events = [json.loads(line) for line in (search / "slurm/jobs.jsonl").read_text().splitlines()]
+ids = sorted({e["job_id"] for e in events if e["event"] == "submitted"})
+out = subprocess.run(["sacct", "-X", "-n", "-P", "-o", "JobID,JobName,State", *[f"-j{i}" for i in ids]],
+                     capture_output=True, text=True, check=True).stdout
+states = {line.split("|")[0]: line.split("|")[1:] for line in out.splitlines()}
+rows = len((search / "journal.jsonl").read_text().splitlines())
+assert ids and all(states.get(i) == ["lmnas-candidate", "COMPLETED"] for i in ids), (ids, states)
+assert rows == json.loads((search / "best.json").read_text())["evaluations"] == 8, rows
+print(f"slurm-ci: {rows} candidates in {len(ids)} SLURM jobs, all COMPLETED")
+EOF_PY
+say "workflow with search.executor slurm (candidates as jobs from the search's job) in $(( $(date +%s) - t )) s"
 
 t=$(date +%s)
 python -m pytest -q -p no:cacheprovider tests/test_slurm_cluster.py

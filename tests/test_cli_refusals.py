@@ -110,7 +110,8 @@ def test_a_folder_holding_another_run_is_refused_then_restarted_aside(tmp_path):
     restarted = lmnas(*other, "--restart", cwd=tmp_path)
     assert restarted.returncode == 0, restarted.stderr
     best = json.loads((tmp_path / "run" / "best.json").read_text())
-    assert best["space"]["name"] == "nas-bench-201" and best["evaluations"] == 12 and best["resumed_from"] == 0
+    assert best["space"]["name"] == "nas-bench-201" and best["evaluations"] == 12
+    assert json.loads((tmp_path / "run" / "timings.json").read_text())["resumed_from"] == 0
     aside = [p for p in tmp_path.iterdir() if p.name.startswith("run.old-")]
     assert len(aside) == 1 and (aside[0] / "journal.jsonl").read_text() == before  # nothing deleted
 
@@ -122,7 +123,7 @@ def test_a_larger_budget_extends_and_equals_the_longer_run(tmp_path):
     strip = lambda name: [(r["step"], r["key"], r["metrics"]) for r in
                           map(json.loads, (tmp_path / name / "journal.jsonl").read_text().splitlines())]
     assert len(strip("grown")) == 25 and strip("grown") == strip("direct")
-    assert json.loads((tmp_path / "grown" / "best.json").read_text())["resumed_from"] == 10
+    assert json.loads((tmp_path / "grown" / "timings.json").read_text())["resumed_from"] == 10
 
 
 @pytest.mark.parametrize("damage,phrase", [
@@ -195,7 +196,7 @@ def test_a_folder_whose_run_made_no_evaluation_is_no_result_to_protect(tmp_path)
     bookkeeping: the corrected rerun, with other settings, starts afresh there and says so."""
     assert lmnas(*MACRO, "--seed", "0", "--budget", "4", "--out", "run", cwd=tmp_path).returncode == 0
     run = tmp_path / "run"
-    for name in ("best.json", "journal.parquet", "curve.png"):
+    for name in ("best.json", "journal.parquet", "curve.png", "timings.json"):
         (run / name).unlink()
     (run / "journal.jsonl").write_text("")
     (run / "status.json").write_text('{"finished": false}')

@@ -313,7 +313,7 @@ def test_imagenet_folders_resize_and_split(tmp_path: Path) -> None:
 
 def test_imagenet_balanced_subset_and_max_classes(tmp_path: Path) -> None:
     _write_imagenet(tmp_path, train_per_class=6, val_per_class=4)
-    spec = DatasetSpec("imagenet", root=str(tmp_path), image_size=4, subset_fraction=0.5, max_classes=2)
+    spec = DatasetSpec("imagenet", root=str(tmp_path), image_size=8, subset_fraction=0.5, max_classes=2)
     data = load_source(spec, seed=0)
     train = data.official_split == "train"
     assert np.bincount(data.labels[train]).tolist() == [3, 3]

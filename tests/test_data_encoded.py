@@ -107,7 +107,7 @@ def test_source_mode_keeps_small_images_and_converts_other_formats(tmp_path: Pat
             Image.new("RGB", (12, 10), (200 * k, 50, 0)).save(root / part / wnid / "a.bmp")  # neither JPEG nor PNG
             Image.new("RGB", (12, 10), (200 * k, 50, 0)).save(root / part / wnid / "b.png")
     manifest = prepare_dataset(
-        DatasetSpec("imagenet", root=str(root), image_size=8, val_fraction=0.0, encode={"shorter_side": 64}), tmp_path / "out", seed=0
+        DatasetSpec("imagenet", root=str(root), image_size=8, val_fraction=0.5, encode={"shorter_side": 64}), tmp_path / "out", seed=0
     )
     kinds = sorted(Image.open(io.BytesIO(b)).format for b, _ in _all_rows(tmp_path / "out"))
     assert kinds == ["JPEG"] * 4 + ["PNG"] * 4 and manifest["format"] == "mixed"

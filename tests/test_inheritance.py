@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 
 from lmnas.errors import LmnasError
 from lmnas.evaluation import EVALUATORS
-from lmnas.evaluation.inheritance import WeightStore, block_specs, inherit_weights, new_blocks
+from lmnas.evaluation.inheritance import WeightStore, inherit_weights
 from lmnas.evaluation.proxy import genotype_seed
 from lmnas.search.runner import Budget, run_search
 from lmnas.spaces import create_space
@@ -104,11 +104,11 @@ def parameters(state, model):
 
 def test_block_specs_see_widths_and_strides():
     s = space()
-    assert [b.stride for b in block_specs(s, PARENT)] == [1, 1, 2, 1]
-    assert new_blocks(s, PARENT[:3], PARENT) == []  # a prefix keeps every block's stage
+    assert [b.stride for b in s.block_specs(PARENT)] == [1, 1, 2, 1]
+    assert s.new_blocks(PARENT[:3], PARENT) == []  # a prefix keeps every block's stage
     # Five blocks move the stage boundary: block 2 stays at 16 channels, block 3 now downsamples.
-    assert new_blocks(s, ("conv",) * 5, ("conv",) * 4) == [2, 3, 4]
-    assert new_blocks(s, ("conv", "mbconv", "conv", "conv"), PARENT) == [1, 3]
+    assert s.new_blocks(("conv",) * 5, ("conv",) * 4) == [2, 3, 4]
+    assert s.new_blocks(("conv", "mbconv", "conv", "conv"), PARENT) == [1, 3]
 
 
 def test_inherited_blocks_start_from_the_parent_and_frozen_ones_stay_identical(data, tmp_path):
@@ -197,7 +197,7 @@ def test_lineage_is_recorded_and_offspring_inherit(data, tmp_path):
     for row in offspring:
         lineage, child = row["lineage"], s.parse(row["key"])
         assert step_of[lineage["parent"]] < row["step"]  # an evaluated parent: its weights are on disk
-        expected = set(lineage["masked"]) | set(new_blocks(s, child, s.parse(lineage["parent"])))
+        expected = set(lineage["masked"]) | set(s.new_blocks(child, s.parse(lineage["parent"])))
         assert lineage["regenerated"] == sorted(expected)
         assert row["metrics"]["inherited"] is True
         assert row["metrics"]["trained_blocks"] == len(lineage["regenerated"])

@@ -173,3 +173,33 @@ def test_checkpoints_of_another_genotype_are_set_aside_not_resumed(digits, tmp_p
     assert b["genotype"] == "B" and b["test_acc"] == alone["test_acc"] and b["val_loss"] == alone["val_loss"]
     aside = list(tmp_path.glob("retrain/checkpoints.old-*"))
     assert len(aside) == 1 and any(aside[0].iterdir())
+
+
+def wide_net(num_classes: int = 5, seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Conv2d(1, 24, 3, padding=1, bias=False), nn.BatchNorm2d(24), nn.ReLU(),
+                         nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(96, num_classes))
+
+
+def test_a_rerun_transfer_never_reports_another_runs_baseline(digits, source_weights, tmp_path):
+    """The workflow reruns transfer after a new search result or a changed recipe (Snakemake removes
+    metrics.json, not the baseline in scratch/): the old baseline is moved aside and trained anew,
+    neither refused nor reported as this network's."""
+    source, target = digits
+    out = tmp_path / "transfer"
+    short = TrainRecipe(epochs=1, batch_size=64, lr=0.02, crop_padding=0, flip=False)
+    first = transfer(small_net(), source_weights, target, out, RECIPE, seed=1, device="cpu",
+                     baseline_from_scratch=True, progress=False)
+    (out / "metrics.json").unlink()
+    changed = transfer(small_net(), source_weights, target, out, short, seed=1, device="cpu",
+                       baseline_from_scratch=True, progress=False)  # another recipe: not refused
+    assert read_json(out / "scratch/metrics.json")["epochs"] == 1 and changed["epochs"] == 1
+    wide = tmp_path / "wide"
+    retrain(wide_net(), source, wide, short, seed=0, device="cpu", progress=False)
+    (out / "metrics.json").unlink()
+    other = transfer(wide_net(), wide / "model.safetensors", target, out, short, seed=1, device="cpu",
+                     baseline_from_scratch=True, progress=False)  # the search found another network
+    scratch = wide_net(num_classes=3)
+    scratch.load_state_dict(load_file(out / "scratch/model.safetensors"))  # the baseline is this network
+    assert other["scratch_test_acc"] == read_json(out / "scratch/metrics.json")["test_acc"]
+    assert len(list(tmp_path.glob("transfer/scratch.old-*"))) == 2 and first["scratch_test_acc"] is not None

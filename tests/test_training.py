@@ -265,6 +265,23 @@ def test_resume_after_kill_is_bit_identical(tmp_path):
         fit(tiny_cnn(dropout=0.2), train, val, rec, seed=8, checkpoint_dir=tmp_path)
 
 
+def test_resume_refuses_a_checkpoint_of_another_world_size(tmp_path):
+    """A 2-rank checkpoint resumed by one process (seeds and batch shares differ per world) is refused,
+    naming the checkpoint file and both world sizes; the same checkpoint at its own world size resumes."""
+    train, val = quadrant_task(64, 0), quadrant_task(32, 1)
+    rec = recipe(epochs=2)
+    with pytest.raises(KeyboardInterrupt):
+        fit(tiny_cnn(), train, val, rec, seed=3, checkpoint_dir=tmp_path,
+            on_epoch=lambda entry: (_ for _ in ()).throw(KeyboardInterrupt))
+    saved = tmp_path / "epoch-0001.pt"
+    state = torch.load(saved, weights_only=True)
+    assert state["world_size"] == 1
+    assert fit(tiny_cnn(), train, val, rec, seed=3, checkpoint_dir=tmp_path, stop_after_epoch=1).resumed_from_epoch == 1
+    torch.save({**state, "world_size": 2}, saved)  # as a 2-rank launch writes it
+    with pytest.raises(LmnasError, match=rf"{saved}: checkpoint was made by 2 data-parallel rank\(s\), this run has 1"):
+        fit(tiny_cnn(), train, val, rec, seed=3, checkpoint_dir=tmp_path)
+
+
 def test_load_latest_on_empty_folder(tmp_path):
     assert load_latest(tmp_path) is None
     assert load_latest(tmp_path / "missing") is None

@@ -92,6 +92,32 @@ def test_workflow_scripts_and_rules_hold_no_defaults():
         assert all(v == "{}" for v in found), f"{rule.name}: fallback values {found}; put them in the schema"
 
 
+# Constant fallbacks in cli.py and lmnas/search that are no config setting (each says what it reads).
+NOT_CONFIG = {
+    ("parallel.py", "evaluator_settings.get('device', '')"): "no device setting: not a CUDA one",
+    ("run_folder.py", "status.get('budget', 0)"): "status.json of an older run without a budget",
+    ("slurm_executor.py", "self._since.get(job_id, 0.0)"): "a job id this watcher did not register",
+    ("cli.py", "section.setdefault('evaluator', 'table' if args.data is None else 'proxy')"):
+        "the CLI's choice by --data (table lookup, or proxy training on the data given)",
+}
+
+
+def test_cli_and_search_hold_no_defaults():
+    """No `x.get(key, constant)` / `x.setdefault(key, constant)` in the CLI and the search package:
+    what an unset setting means is the schema's default (e.g. budget.evaluations), filled on validation."""
+    files = [REPO / "src/lmnas/cli.py", *sorted((REPO / "src/lmnas/search").glob("*.py"))]
+    found = []
+    for path in files:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (isinstance(node, ast.Call) and getattr(node.func, "attr", None) in ("get", "setdefault")
+                    and len(node.args) == 2 and (isinstance(node.args[1], ast.Constant | ast.IfExp)
+                                                 or isinstance(node.args[1], ast.Dict) and node.args[1].keys)):
+                found.append((path.name, ast.unparse(node)))
+    assert len(files) >= 10
+    unexpected = [f"{name}: {call}" for name, call in found if (name, call) not in NOT_CONFIG]
+    assert not unexpected, f"fallback values outside the schema: {unexpected}"
+
+
 def test_benchmarks_dir_setting_env_and_default(tmp_path, monkeypatch):
     config = load_yaml(REPO / "config/config.yaml")
     config["benchmarks_dir"] = "tables"
@@ -179,11 +205,15 @@ def test_a_user_error_is_one_line_in_the_log(tmp_path):
 
 
 def test_run_stage_writes_the_headline_figures(tmp_path):
-    best = tmp_path / "best.json"
+    best, timings = tmp_path / "best.json", tmp_path / "timings.json"
     out = tmp_path / "metrics/default/search.json"
-    smk = fake_smk(tmp_path, output={"best": str(best), "headline": str(out)})
-    run_stage(smk, lambda smk: write_json(best, {"accuracy": 91.5, "evaluations": 40, "search_cost_s": 12.0,
-                                                 "genotype": "x", "metrics": {"accuracy": 91.5}}))
+    smk = fake_smk(tmp_path, output={"best": str(best), "timings": str(timings), "headline": str(out)})
+
+    def body(smk):  # the search's cost is a headline figure, read from timings.json (not in best.json)
+        write_json(best, {"accuracy": 91.5, "evaluations": 40, "genotype": "x", "metrics": {"accuracy": 91.5}})
+        write_json(timings, {"search_cost_s": 12.0, "wall_s": 3.0, "evaluations": 40})
+
+    run_stage(smk, body)
     assert json.loads(out.read_text()) == {"accuracy": 91.5, "evaluations": 40, "search_cost_s": 12.0}
 
 

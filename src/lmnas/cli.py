@@ -30,6 +30,7 @@ def _writable_folder(out: str) -> Path:
 
 def _search(args: argparse.Namespace) -> None:
     from lmnas.config import load_yaml, validate_search_section
+    from lmnas.search.wiring import needs_archgpt
     from lmnas.search.workflow import search_from_config
 
     for value, flag in ((args.budget, "--budget"), (args.workers, "--workers"), (args.threads, "--threads")):
@@ -49,7 +50,6 @@ def _search(args: argparse.Namespace) -> None:
     section["budget"] = dict(section.get("budget", {}))
     if args.budget:
         section["budget"]["evaluations"] = args.budget
-    section["budget"].setdefault("evaluations", 100)
     if args.workers:
         section["workers"] = args.workers
     if args.threads:
@@ -72,8 +72,9 @@ def _search(args: argparse.Namespace) -> None:
     if llm:
         options = section["options"] = {k: dict(v) for k, v in section.get("options", {}).items()}
         options.setdefault(section["strategy"], {}).update(llm)
-    validate_search_section(section, args.config or "command line")
-    if section["strategy"] in ("ga-gpt", "random-gpt") and not args.archgpt:  # name the flag, not the config key
+    source = args.config or "command line"
+    validate_search_section(section, source)  # before the flag checks below, which read the validated section
+    if needs_archgpt(section["strategy"]) and not args.archgpt:  # name the flag, not the config key
         chose = "--strategy" if args.strategy else f"{args.config}: search.strategy"
         raise LmnasError(f"{chose} {section['strategy']} needs a fine-tuned architecture GPT: pass --archgpt DIR "
                          f"(the workflow's train_archgpt stage writes one to results/<run_name>/archgpt/finetuned)")
@@ -94,6 +95,7 @@ def _search(args: argparse.Namespace) -> None:
         device=args.device,
         progress=not args.quiet,
         policy="restart" if args.restart else "refuse",
+        source=source,
     )
     keys = ("genotype", "accuracy", "test_accuracy", "evaluations", "stopped_because")
     print(json.dumps({k: summary[k] for k in keys if k in summary}, indent=2))
@@ -125,8 +127,9 @@ def _arch(args: argparse.Namespace) -> None:
         out["given"] = args.genotype
         out["canonical"] = f"genotype is the canonical form of the one given: {space.canonical_form}"
         print(f"lmnas: printing the canonical form of --genotype: {space.canonical_form}", file=sys.stderr)
-    if callable(getattr(space, "macs", None)):  # a paper-convention count (GENIUS: thop at 224 px)
-        out["flops"] = space.flops(genotype)
+    paper_flops = space.flops(genotype)  # a paper-convention count (GENIUS: thop at 224 px), if the space has one
+    if paper_flops is not None:
+        out["flops"] = paper_flops
         out["flops_convention"] = {k: v for k, v in space.settings().items() if k.startswith("flops_")}
     print(json.dumps(out, indent=2))
 

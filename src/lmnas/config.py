@@ -101,6 +101,7 @@ def _describe(error: jsonschema.ValidationError) -> str:
 
 def _check_references(config: dict[str, Any], source: str) -> None:
     from lmnas.evaluation import EVALUATORS
+    from lmnas.search.wiring import reads_data
     from lmnas.spaces import SPACES
     from lmnas.strategies import STRATEGIES
 
@@ -121,7 +122,7 @@ def _check_references(config: dict[str, Any], source: str) -> None:
             raise LmnasError(f"{source}: search.options.{name}: {exc}") from None
     names = sorted(config["datasets"])
     needs = ["transfer"] if config["transfer"]["enabled"] and config["retrain"]["enabled"] else []
-    if search["evaluator"] != "table" or config["retrain"]["enabled"]:
+    if reads_data(search["evaluator"]) or config["retrain"]["enabled"]:
         needs.insert(0, "search")
     if config["retrain"]["enabled"] and config["retrain"].get("dataset") is not None:
         needs.append("retrain")  # retrain.dataset defaults to search.dataset

@@ -33,9 +33,9 @@ HEADLINES: dict[str, dict[str, str]] = {
 }
 
 
-# stage → the name of its Snakemake output holding the detail metrics.
-DETAIL_OUTPUT = {"encode_corpus": "summary", "train_archgpt": "metrics", "search": "best", "retrain": "metrics",
-                 "transfer": "metrics"}
+# stage → the names of its Snakemake outputs holding the detail metrics (merged in this order).
+DETAIL_OUTPUT = {"encode_corpus": ("summary",), "train_archgpt": ("metrics",), "search": ("best", "timings"),
+                 "retrain": ("metrics",), "transfer": ("metrics",)}
 
 
 def headline_path(run_name: str, stage: str) -> str:
@@ -57,9 +57,12 @@ def headline(stage: str, detail: dict[str, Any]) -> dict[str, Any]:
     return {name: value for name, value in picked.items() if isinstance(value, (int, float)) and not isinstance(value, bool)}
 
 
-def write_headline(stage: str, detail_path: str | os.PathLike[str], out_path: str | os.PathLike[str]) -> dict[str, Any]:
+def write_headline(stage: str, detail_paths: list[str | os.PathLike[str]],
+                   out_path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read the stage's detail metrics, write its headline figures (one flat JSON object)."""
-    detail = read_json(detail_path)
+    detail: dict[str, Any] = {}
+    for path in detail_paths:
+        detail.update(read_json(path))
     figures = headline(stage, detail)
     write_json(Path(out_path), figures)
     return figures

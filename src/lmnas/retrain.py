@@ -2,7 +2,9 @@
 
 Artefacts in `out_dir`: `model.safetensors` (final weights), `metrics.json` (written
 last: its presence means the run is complete), `log.csv` (one row per epoch) and
-`checkpoints/` (per-epoch, so a killed run resumes where it stopped).
+`checkpoints/` (per-epoch, so a killed run resumes where it stopped). Wall-clock figures (seconds,
+images/s, the epoch a resumed run started from) go to `timings.json`, not to the files the next
+stages read: a rerun to the same weights leaves metrics.json and log.csv byte-identical.
 
 Data parallel: `retrain_best(..., nproc=N)` launches N ranks with torchrun, each
 running `python -m lmnas.retrain` (`main` below) inside the process group; every rank
@@ -32,7 +34,9 @@ from lmnas.io import read_json, write_json, write_text
 from lmnas.training import TrainRecipe, evaluate, save_weights, train_model
 from lmnas.training import distributed
 
-LOG_COLUMNS = ("epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "seconds", "images_per_s")
+LOG_COLUMNS = ("epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc")
+TIMING_KEYS = ("seconds", "train_images_per_s", "resumed_from_epoch")  # timings.json, not metrics.json
+EPOCH_TIMINGS = ("seconds", "images_per_s")
 
 
 def retrain(
@@ -122,14 +126,10 @@ def train_and_report(
         "train_acc": last["train_acc"],
         "train_loss": last["train_loss"],
         "epochs": len(result.history),
-        "seconds": result.seconds,
         "images_seen": result.images_seen,
-        # Median over epochs of training throughput: robust to the first epoch's warm-up/compile.
-        "train_images_per_s": statistics.median(e["images_per_s"] for e in result.history),
         "peak_memory_bytes": result.peak_memory_bytes,  # rank 0's, under data parallelism
         "world_size": result.world_size,
         "sync_bn": sync_bn and result.world_size > 1,
-        "resumed_from_epoch": result.resumed_from_epoch,
         "params": sum(p.numel() for p in model.parameters()),
         "dataset": {"prepared_dir": str(prepared_dir), "source": manifest.get("source"),
                     "num_classes": manifest["num_classes"], "image_shape": manifest.get("image_shape")},
@@ -140,11 +140,29 @@ def train_and_report(
         "torch": str(torch.__version__),
         "python": platform.python_version(),
     }
+    timings = {
+        "seconds": result.seconds,
+        # Median over epochs of training throughput: robust to the first epoch's warm-up/compile.
+        "train_images_per_s": statistics.median(e["images_per_s"] for e in result.history),
+        "resumed_from_epoch": result.resumed_from_epoch,
+        "epochs": [{"epoch": e["epoch"], **{k: e.get(k) for k in EPOCH_TIMINGS}} for e in result.history],
+    }
     if main:
         save_weights(out_dir / "model.safetensors", model, metadata={"seed": str(seed)})
+        write_json(out_dir / "timings.json", timings)
         write_json(metrics_path, metrics)
-    distributed.barrier()  # every rank reads the file rank 0 wrote
-    return read_json(metrics_path)  # the same plain-JSON values a later call returns
+    distributed.barrier()  # every rank reads the files rank 0 wrote
+    return read_metrics(out_dir)  # the same plain-JSON values a later call returns
+
+
+def read_metrics(out_dir: Path) -> dict[str, Any]:
+    """metrics.json with the run's TIMING_KEYS from timings.json (where there is one) beside them."""
+    metrics = read_json(Path(out_dir) / "metrics.json")
+    timings_path = Path(out_dir) / "timings.json"
+    if timings_path.exists():
+        timings = read_json(timings_path)
+        metrics.update({k: timings[k] for k in TIMING_KEYS if k in timings})
+    return metrics
 
 
 def check_num_classes(model: nn.Module, num_classes: int, prepared_dir: Path) -> None:
@@ -184,15 +202,24 @@ def set_aside_foreign_checkpoints(checkpoint_dir: Path, recipe: TrainRecipe, see
         return
     checkpoint = load_latest(checkpoint_dir)
     if checkpoint is not None and not checkpoint_matches(checkpoint.state, recipe, seed, identity):
-        aside = checkpoint_dir.with_name(f"{checkpoint_dir.name}.old-{time.strftime('%Y%m%dT%H%M%S')}")
+        aside = aside_name(checkpoint_dir)
         checkpoint_dir.rename(aside)
         print(f"lmnas: {checkpoint_dir}: made for another run ({checkpoint.state.get('identity')}); moved to {aside}, "
               "training afresh", file=sys.stderr)
     distributed.barrier()
 
 
+def aside_name(path: Path) -> Path:
+    """`<name>.old-<time>`, numbered when two runs set folders aside within the same second."""
+    stamp, n = time.strftime("%Y%m%dT%H%M%S"), 1
+    aside = path.with_name(f"{path.name}.old-{stamp}")
+    while aside.exists():
+        aside, n = path.with_name(f"{path.name}.old-{stamp}-{n}"), n + 1
+    return aside
+
+
 def _finished(metrics_path: Path, recipe: TrainRecipe, seed: int, identity: dict[str, Any]) -> dict[str, Any]:
-    metrics = read_json(metrics_path)
+    metrics = read_metrics(metrics_path.parent)
     stored = {key: metrics.get(key) for key in identity}
     if metrics.get("recipe") != recipe.to_dict() or metrics.get("seed") != seed or stored != identity:
         raise LmnasError(
@@ -235,7 +262,7 @@ def retrain_best(
         distributed.launch("lmnas.retrain", args, topology)
         metrics_path = Path(out_dir) / "metrics.json"
         if metrics_path.exists():
-            return read_json(metrics_path)
+            return read_metrics(Path(out_dir))
         return {"stage": "retrain", "complete": False, "epochs": len(read_log(Path(out_dir) / "log.csv"))}
 
     space, genotype, best = load_best(best_json)

@@ -55,7 +55,8 @@ def run_stage(smk: Any, body: Callable[[Any], None]) -> None:
             if "headline" in smk.output.keys():
                 from lmnas.headline import DETAIL_OUTPUT, write_headline
 
-                write_headline(smk.rule, getattr(smk.output, DETAIL_OUTPUT[smk.rule]), smk.output.headline)
+                write_headline(smk.rule, [getattr(smk.output, name) for name in DETAIL_OUTPUT[smk.rule]],
+                               smk.output.headline)
         except LmnasError as error:
             print(f"lmnas: {smk.rule}: {error}", file=sys.stderr)
             sys.exit(1)

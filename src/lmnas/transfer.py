@@ -7,6 +7,8 @@ resizes the target images on the device to the size the network was trained at.
 from __future__ import annotations
 
 import copy
+import hashlib
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,8 +19,8 @@ from safetensors.torch import load_file
 from torch import nn
 
 from lmnas.errors import LmnasError
-from lmnas.io import write_json
-from lmnas.retrain import train_and_report
+from lmnas.io import read_json, write_json
+from lmnas.retrain import TIMING_KEYS, aside_name, train_and_report
 from lmnas.training import TrainRecipe
 
 
@@ -58,16 +60,41 @@ def transfer(
     if baseline_from_scratch:
         reinitialise(scratch_model, seed=seed)
         replace_classifier(scratch_model, num_classes, seed=seed)
+        # The baseline is this network on this data: a finished baseline of another architecture
+        # (the search found a new best) or dataset must not be reported as this one's.
+        scratch_identity = {"stage": "transfer-scratch",
+                            "architecture_sha256": hashlib.sha256(repr(scratch_model).encode()).hexdigest(),
+                            "data_manifest_sha256": sha256_file(Path(prepared_dir) / "manifest.json")}
+        set_aside_foreign_baseline(out_dir / "scratch", recipe, seed, {**scratch_identity, "input_size": input_size})
         scratch = train_and_report(
             scratch_model, prepared_dir, out_dir / "scratch", recipe, seed=seed, device=device, progress=progress,
-            input_size=input_size, identity={"stage": "transfer-scratch"},
+            input_size=input_size, identity=scratch_identity,
         )
         merged = {**metrics, "scratch_test_acc": scratch["test_acc"], "scratch_val_acc": scratch["val_acc"],
                   "gain_over_scratch": metrics["test_acc"] - scratch["test_acc"]}
-        if merged != metrics:
-            write_json(out_dir / "metrics.json", merged)
+        if merged != metrics:  # timings stay in timings.json (lmnas.retrain.TIMING_KEYS)
+            write_json(out_dir / "metrics.json", {k: v for k, v in merged.items() if k not in TIMING_KEYS})
         metrics = merged
     return metrics
+
+
+def set_aside_foreign_baseline(folder: Path, recipe: TrainRecipe, seed: int, identity: dict[str, Any]) -> None:
+    """A finished from-scratch baseline made with other settings is moved aside (never deleted, never
+    reported): the transfer stage reruns it with its own, as Snakemake/DVC expect of a rerun stage."""
+    metrics_path = folder / "metrics.json"
+    if not metrics_path.exists():
+        return
+    try:
+        stored = read_json(metrics_path)
+    except LmnasError:
+        stored = {}
+    same = (stored.get("recipe") == recipe.to_dict() and stored.get("seed") == seed
+            and all(stored.get(k) == v for k, v in identity.items()))
+    if not same:
+        aside = aside_name(folder)
+        folder.rename(aside)
+        print(f"lmnas: {folder}: a baseline made with other settings; moved to {aside}, training afresh",
+              file=sys.stderr)
 
 
 def load_weights(model: nn.Module, weights: Path) -> None:

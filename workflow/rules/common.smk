@@ -15,6 +15,7 @@ from lmnas.config import resolve
 from lmnas.errors import LmnasError
 from lmnas.headline import headline_path
 from lmnas.identity import code_version
+from lmnas.search import wiring
 
 ROOT = Path(workflow.basedir)
 try:
@@ -80,20 +81,17 @@ def prepared(name):
     return f"{PREPARED}/{name}"
 
 
+# What the chosen strategy and evaluator need: asked of their registered factories (lmnas.search.wiring).
 def uses_archgpt():
-    return config["search"]["strategy"] in ("ga-gpt", "random-gpt")
+    return wiring.needs_archgpt(config["search"]["strategy"])
 
 
 def writes_transcript():
-    # LLM strategies take the run folder for their transcript (lmnas.search.api passes it).
-    from lmnas.strategies import STRATEGIES
-
-    return "out_dir" in STRATEGIES.accepted_settings(config["search"]["strategy"])
+    return wiring.writes_transcript(config["search"]["strategy"])
 
 
 def search_needs_data():
-    # Table-lookup evaluators read benchmark tables, not a prepared dataset.
-    return config["search"]["evaluator"] != "table"
+    return wiring.reads_data(config["search"]["evaluator"])
 
 
 def retrain_dataset():
@@ -111,22 +109,13 @@ def transfer_datasets():
 
 def benchmark_tables():
     """The table files a table search reads (inputs, so a changed table reruns the search)."""
-    if search_needs_data():
-        return []
-    from lmnas.benchmarks_data import require_table, table_spec
-    from lmnas.evaluation import EVALUATORS
-
-    settings = config["search"]["options"].get("table", {})
-    evaluator = EVALUATORS.create("table", **{**settings, "benchmarks_dir": str(CFG.benchmarks_dir)})
-    spec = table_spec(config["search"]["space"], evaluator.dataset, evaluator.epochs, evaluator.metric, evaluator.table)
-    table = CFG.benchmarks_dir / spec.file
     try:
-        require_table(table)  # checked resolved; returned as written, so dvc.yaml holds a relative path
+        files = wiring.evaluator_input_files(config["search"], CFG.benchmarks_dir)
     except LmnasError as error:
         # A missing table (Channel-Bench-Macro is not shipped) stops the DAG, dry runs too, with the
         # line saying how to get it; only when a stage that reads it is asked for (an input function).
         sys.exit(f"lmnas: {error}")
-    return [str(table)]
+    return [str(f) for f in files]  # as configured, so dvc.yaml holds a relative path
 
 
 def enabled(stage):
@@ -167,3 +156,27 @@ def report_inputs(wildcards):
         inputs["archgpt"] = rules.train_archgpt.output.metrics
         inputs["archgpt_curves"] = rules.train_archgpt.output.curves
     return inputs
+
+
+def chain_outputs(wildcards):
+    """Every output of the chain's jobs, for the default target. Snakemake reruns a job whose
+    outputs are missing only when a target asks for them; once any downstream result exists it does
+    not. A job killed after Snakemake removed its outputs (e.g. `-R search`, killed mid-search) left
+    no file to mark incomplete, and the plain rerun said "Nothing to be done" beside the old
+    downstream results. Named here, a missing output reruns its job (a search resumes from its
+    journal) and everything after it."""
+    outputs = [*rules.report.output, *report_inputs(wildcards).values(), *rules.search.output]
+    if uses_archgpt():
+        outputs += [*rules.encode_corpus.output, *rules.train_archgpt.output]
+    if config["trials"]["enabled"]:
+        outputs += [*rules.trials.output]
+    if enabled("retrain"):
+        outputs += [*rules.retrain.output]
+        if enabled("transfer"):
+            outputs += [*rules.transfer.output]
+            outputs += [
+                f"{RUN}/transfer/{name}/{file}"
+                for name in transfer_datasets()[1:]
+                for file in ("metrics.json", "log.csv", "timings.json")
+            ]
+    return list(dict.fromkeys(str(o) for o in outputs))

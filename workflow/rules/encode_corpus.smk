@@ -11,6 +11,7 @@ rule encode_corpus:
             f"{RUN}/corpus/summary.json", caption="../report/corpus_summary.rst", category="Architecture corpus"
         ),
         headline=headline("encode_corpus"),
+        timings=f"{RUN}/corpus/timings.json",  # how long it took: read by no later stage
     params:
         corpus=config["corpus"],
         seed=config["seed"],

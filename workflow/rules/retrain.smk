@@ -8,6 +8,7 @@ rule retrain:
         metrics=report(f"{RUN}/retrain/metrics.json", caption="../report/retrain_metrics.rst", category="Retrain"),
         log_csv=report(f"{RUN}/retrain/log.csv", caption="../report/retrain_log.rst", category="Retrain"),
         headline=headline("retrain"),
+        timings=f"{RUN}/retrain/timings.json",  # seconds, images/s: read by no later stage
     params:
         retrain=config["retrain"],
         seed=config["seed"],

@@ -10,6 +10,9 @@ rule search:
         # The settings the search ran with (lmnas.search.api writes it each run): an out, so DVC and
         # Snakemake remove it with the others and no rerun finds a stray file left in the folder.
         config=f"{RUN}/search/config.json",
+        # Wall-clock figures (evaluation costs, wall time, resume point): no later stage reads them,
+        # so a search rerun to the same result leaves best.json and journal.parquet byte-identical.
+        timings=f"{RUN}/search/timings.json",
     params:
         search=config["search"],
         seed=config["seed"],

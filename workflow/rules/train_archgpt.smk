@@ -14,6 +14,7 @@ rule train_archgpt:
             f"{RUN}/archgpt/loss_curves.png", caption="../report/archgpt_curves.rst", category="Architecture GPT"
         ),
         headline=headline("train_archgpt"),
+        timings=f"{RUN}/archgpt/timings.json",  # how long it took: read by no later stage
     params:
         archgpt=config["archgpt"],
         seed=config["seed"],

@@ -8,6 +8,7 @@ rule transfer:
         metrics=report(f"{RUN}/transfer/metrics.json", caption="../report/transfer_metrics.rst", category="Transfer"),
         log_csv=report(f"{RUN}/transfer/log.csv", caption="../report/transfer_log.rst", category="Transfer"),
         headline=headline("transfer"),
+        timings=f"{RUN}/transfer/timings.json",  # seconds, images/s: read by no later stage
     params:
         transfer=config["transfer"],
         seed=config["seed"],
@@ -40,6 +41,7 @@ rule transfer_more:
     output:
         metrics=f"{RUN}/transfer/{{tdataset}}/metrics.json",
         log_csv=f"{RUN}/transfer/{{tdataset}}/log.csv",
+        timings=f"{RUN}/transfer/{{tdataset}}/timings.json",
     params:
         transfer=config["transfer"],
         seed=config["seed"],

@@ -33,6 +33,9 @@ from lmnas.errors import LmnasError
 from lmnas.io import publish_mode, read_json, write_json, write_with
 
 PHASE_METRICS = "phase_metrics.json"
+# How a phase ran, not what it learnt: in timings.json only, never in the checkpoint folders or
+# metrics.json that later stages hash (a rerun to the same weights then reruns nothing after it).
+PHASE_TIMINGS = ("train_seconds", "tokens_per_s", "resumed")
 
 
 def lm_loss(logits: torch.Tensor, labels: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
@@ -241,8 +244,13 @@ def train_archgpt(
         "block_classifier": fine_metrics.get("block_classifier"),
         "environment": _environment(dev),
     }
+    timings = {phase: {k: metrics[phase].pop(k) for k in PHASE_TIMINGS if k in metrics[phase]}
+               for phase in ("pretrain", "finetune")}
+    write_json(out_dir / "timings.json", timings)
     write_json(out_dir / "metrics.json", metrics)
     write_with(out_dir / "loss_curves.png", lambda p: _plot_curves(metrics, p))
+    for phase, values in timings.items():  # the caller gets both
+        metrics[phase].update(values)
     return metrics
 
 
@@ -284,7 +292,7 @@ def _save_phase(
         shutil.copyfile(corpus_dir / "vocab.json", tmp / "vocab.json")
         if extra is not None:
             extra(tmp)
-        write_json(tmp / PHASE_METRICS, metrics)
+        write_json(tmp / PHASE_METRICS, {k: v for k, v in metrics.items() if k not in PHASE_TIMINGS})
         publish_mode(tmp)  # mkdtemp is 0700
         if folder.exists():  # an incomplete folder from a killed run
             shutil.rmtree(folder)

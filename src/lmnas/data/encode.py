@@ -13,7 +13,6 @@ Workers (a process pool in `lmnas.data.prepare`) call the module-level functions
 
 from __future__ import annotations
 
-import dataclasses
 import io
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from lmnas.errors import LmnasError
+from lmnas.fields import from_mapping
 
 ENCODE_FORMATS = ("source", "jpeg")
 # Channel statistics: a fixed seeded sample of train images, each decoded at STATS_SIZE x STATS_SIZE.
@@ -47,12 +47,7 @@ class EncodeSpec:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None, where: str = "dataset.encode") -> EncodeSpec:
-        data = dict(data or {})
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise LmnasError(f"{where}: unknown field(s) {unknown}; known: {sorted(known)}")
-        return cls(**data)
+        return from_mapping(cls, dict(data or {}), where)
 
 
 def sniff_format(data: bytes) -> str:

@@ -16,7 +16,6 @@ quota, and spools the kept rows' bytes to a memory-mapped Arrow file, not to RAM
 
 from __future__ import annotations
 
-import dataclasses
 import shutil
 import tempfile
 import weakref
@@ -32,6 +31,7 @@ from tqdm.auto import tqdm
 
 from lmnas.data.sources import DATASET_SOURCES, EncodedSource, _limit_classes, balanced_subset
 from lmnas.errors import LmnasError
+from lmnas.fields import from_mapping
 
 # Rows per batch written to the streaming spool: bounds memory, keeps the per-batch overhead negligible.
 _SPOOL_BATCH = 512
@@ -67,11 +67,7 @@ class HfSpec:
     def from_dict(cls, data: Mapping[str, Any] | HfSpec, where: str = "dataset.hf") -> HfSpec:
         if isinstance(data, HfSpec):
             return data
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise LmnasError(f"{where}: unknown field(s) {unknown}; known: {sorted(known)}")
-        return cls(**data)
+        return from_mapping(cls, data, where)
 
 
 @DATASET_SOURCES.register("hf")

@@ -33,6 +33,7 @@ from lmnas.data.shards import MANIFEST_NAME
 from lmnas.data.sources import EncodedSource, Source, SourceData, class_groups, load_source
 from lmnas.identity import sha256_file
 from lmnas.errors import LmnasError
+from lmnas.fields import from_mapping
 from lmnas.io import atomic_path, write_json, write_with
 
 SPLITS = ("train", "val", "test")
@@ -78,12 +79,14 @@ class DatasetSpec:
             raise LmnasError(f"dataset.source must be a source name, got {self.source!r}")
         for name in ("val_fraction", "test_fraction"):
             value = getattr(self, name)
-            if not 0.0 <= value < 1.0:
-                raise LmnasError(f"dataset.{name} must be in [0, 1), got {value}")
+            if not 0.0 < value < 1.0:
+                raise LmnasError(f"dataset.{name} must be in (0, 1), got {value}")
         if not 0.0 < self.subset_fraction <= 1.0:
             raise LmnasError(f"dataset.subset_fraction must be in (0, 1], got {self.subset_fraction}")
-        if self.image_size is not None and self.image_size < 1:
-            raise LmnasError(f"dataset.image_size must be a positive pixel count, got {self.image_size}")
+        if self.image_size is not None and self.image_size < 8:
+            raise LmnasError(f"dataset.image_size must be a pixel count >= 8, got {self.image_size}")
+        if self.max_classes is not None and self.max_classes < 2:
+            raise LmnasError(f"dataset.max_classes must be >= 2, got {self.max_classes}")
         if self.classes is not None:
             self.classes = [int(c) for c in self.classes]
             if not self.classes or len(set(self.classes)) != len(self.classes):
@@ -114,13 +117,7 @@ class DatasetSpec:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], where: str = "dataset") -> DatasetSpec:
         """Build from a config mapping, naming `where` and the known fields on a typo."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise LmnasError(f"{where}: unknown field(s) {unknown}; known: {sorted(known)}")
-        if "source" not in data:
-            raise LmnasError(f"{where}: missing field 'source' (one of the registered dataset sources)")
-        return cls(**data)
+        return from_mapping(cls, data, where, required=("source",))
 
 
 def prepare_dataset(

@@ -41,4 +41,8 @@ class Evaluator(ABC):
 
     def input_files(self, space: SearchSpace) -> dict[str, Path]:
         """Files this evaluator reads for `space` (benchmark tables…): their sha256 is part of a run's identity."""
+        return self.input_files_for(space.name)
+
+    def input_files_for(self, space_name: str) -> dict[str, Path]:
+        """`input_files` by the space's registered name (the workflow asks before any space is built)."""
         return {}

@@ -33,32 +33,6 @@ StateDict = dict[str, torch.Tensor]
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,199}")
 
 
-@dataclass(frozen=True)
-class BlockSpec:
-    """What fixes a block's tensors and the resolution it works at."""
-
-    code: str
-    cin: int
-    cout: int
-    stride: int
-
-
-def block_specs(space: GPTNASBlockSpace, genotype: Sequence[str]) -> list[BlockSpec]:
-    """The spec of every block, as `GPTNASBlockSpace.build` makes them."""
-    specs, channels, previous_stage = [], space.stage_widths[0], 0
-    for code, stage in zip(genotype, space.stage_of(tuple(genotype))):
-        width = space.stage_widths[stage]
-        specs.append(BlockSpec(code, channels, width, 2 if stage != previous_stage else 1))
-        channels, previous_stage = width, stage
-    return specs
-
-
-def new_blocks(space: GPTNASBlockSpace, child: Sequence[str], parent: Sequence[str]) -> list[int]:
-    """Indices of the child's blocks that the parent has not at the same position (cannot inherit)."""
-    parent_specs = block_specs(space, parent)
-    return [i for i, spec in enumerate(block_specs(space, child)) if i >= len(parent_specs) or parent_specs[i] != spec]
-
-
 class WeightStore:
     """Trained weights by genotype key: `<root>/<key>.safetensors` (a hash for keys unfit as file names)."""
 
@@ -133,7 +107,7 @@ def inherit_weights(
     parent_state = store.load(parent_key)
     if parent_state is None:
         return Inheritance(parent_key, False, list(range(len(genotype))), len(genotype))
-    train = regenerated | set(new_blocks(space, genotype, space.parse(parent_key)))
+    train = regenerated | set(space.new_blocks(genotype, space.parse(parent_key)))
     child_state = model.state_dict()
     loaded: StateDict = {}
 

@@ -93,7 +93,10 @@ class TableEvaluator(Evaluator):
         self._lookups: dict[str, _Lookup] = {}
 
     def spec(self, space: SearchSpace) -> TableSpec:
-        return table_spec(space.name, self.dataset, self.epochs, self.metric, self.table)
+        return self._spec(space.name)
+
+    def _spec(self, space_name: str) -> TableSpec:
+        return table_spec(space_name, self.dataset, self.epochs, self.metric, self.table)
 
     def _lookup(self, space: SearchSpace) -> _Lookup:
         lookup = self._lookups.get(space.name)
@@ -165,8 +168,10 @@ class TableEvaluator(Evaluator):
                               None, None, sum(values.values()) / len(values))
         return table_stats(space.name, self.dataset, self.epochs, self.metric, self.benchmarks_dir, self.table)
 
-    def input_files(self, space: SearchSpace) -> dict[str, Path]:
-        return {"table": require_table(table_path(self.spec(space), self.benchmarks_dir))}
+    def input_files_for(self, space_name: str) -> dict[str, Path]:
+        path = table_path(self._spec(space_name), self.benchmarks_dir)
+        require_table(path)  # a missing table stops here, with the line saying how to get it
+        return {"table": path}  # the folder resolved, the file as named: a symlinked table stays under it
 
     def settings(self) -> dict[str, Any]:
         return {"name": self.name, "benchmarks_dir": str(self.benchmarks_dir), "dataset": self.dataset,

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -296,9 +296,6 @@ class Verdict:
         return not self.accepted and bool(self.rejections) and self.rejections[0].reason in ("empty", "refusal")
 
 
-ConstraintCheck = Callable[[Genotype], "str | None"]
-
-
 def validate_answer(
     text: str,
     fmt: AnswerFormat,
@@ -359,8 +356,7 @@ def check_values(
         return Rejection("duplicate", f"{shown} was already evaluated: it gives an accuracy of {evaluated[key]:.2f}%")
     if key in taken:
         return Rejection("duplicate", f"{shown} was already proposed in this answer")
-    check: ConstraintCheck | None = getattr(space, "check_constraints", None)
-    problem = check(genotype) if check is not None else None
+    problem = space.check_constraints(genotype)
     if problem:
         return Rejection("constraint", problem)
     return genotype, key

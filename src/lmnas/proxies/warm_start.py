@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from lmnas.errors import LmnasError
+from lmnas.fields import check_keys
 from lmnas.io import write_json
 from lmnas.proxies.cache import ProxySpec, ProxyTable
 from lmnas.spaces.base import Genotype, SearchSpace
@@ -48,10 +49,7 @@ class WarmStart:
 
     @classmethod
     def from_dict(cls, section: dict[str, Any], data: str | None = None) -> WarmStart:
-        known = set(cls.__dataclass_fields__) - {"data"}
-        unknown = sorted(set(section) - known)
-        if unknown:
-            raise LmnasError(f"search.warm_start: unknown settings {unknown}; accepted: {sorted(known)}")
+        check_keys(cls, section, "search.warm_start", noun="settings", internal=("data",))
         if "proxy" not in section:
             raise LmnasError("search.warm_start: missing 'proxy' (a registered proxy: lmnas.proxies.PROXIES)")
         return cls(**section, data=data)

@@ -46,8 +46,9 @@ def search_section(best: dict[str, Any], journal_rows: list[dict[str, Any]], cur
     return "\n\n".join([
         "## Search",
         f"Strategy **{strategy['name']}** on space **{best['space']['name']}**, evaluator "
-        f"**{best['evaluator']['name']}**, seed {best['seed']}: {best['evaluations']} evaluations "
-        f"({fmt(best['search_cost_s'])} s of evaluation), stopped because: {best['stopped_because']}.",
+        f"**{best['evaluator']['name']}**, seed {best['seed']}: {best['evaluations']} evaluations, "
+        f"stopped because: {best['stopped_because']} (evaluation costs and wall time: "
+        f"`{os.path.relpath(curve.parent / 'timings.json', out_dir)}`).",
         table(["best genotype", "accuracy (%)", "test accuracy (%)", "params", "FLOPs (MACs)", "found at step"],
               [(best["genotype"], best["accuracy"], best.get("test_accuracy"), best.get("params"), best.get("flops"),
                 best["step"])]),
@@ -80,12 +81,12 @@ def archgpt_section(metrics: dict[str, Any], curves: Path | None, out_dir: Path)
         m = metrics.get(phase, {})
         final = m.get("final", {})
         rows.append((phase, m.get("n_arch"), _pct(final.get("val_top1")), _pct(final.get("val_top5")),
-                     _pct(m.get("val_majority_top1")), final.get("val_loss"), m.get("tokens_per_s")))
+                     _pct(m.get("val_majority_top1")), final.get("val_loss")))
     parts = [
         "## Architecture GPT",
         f"{metrics.get('n_params')} parameters; held-out next-layer accuracy (%), against always guessing "
         "the most frequent layer:",
-        table(["phase", "architectures", "top-1", "top-5", "majority guess", "val. loss", "tokens/s"], rows),
+        table(["phase", "architectures", "top-1", "top-5", "majority guess", "val. loss"], rows),
     ]
     clf = metrics.get("block_classifier", {})
     if clf:
@@ -102,17 +103,23 @@ def retrain_section(metrics: dict[str, Any], log_csv: Path, out_dir: Path) -> st
     plot = out_dir / "retrain.png"
     plot_training_log(log, plot, "retrain")
     rows = [(_pct(metrics.get("test_acc")), _pct(metrics.get("val_acc")), metrics.get("epochs"),
-             metrics.get("params"), metrics.get("seconds"), metrics.get("device"))]
+             metrics.get("params"), metrics.get("device"))]
     return "\n\n".join([
         "## Retrain",
-        table(["test acc. (%)", "val. acc. (%)", "epochs", "params", "seconds", "device"], rows),
+        table(["test acc. (%)", "val. acc. (%)", "epochs", "params", "device"], rows),
+        _timings_note(log_csv.parent, out_dir),
         _image(plot, out_dir, "retrain curves"),
     ])
 
 
+def _timings_note(stage_dir: Path, out_dir: Path) -> str:
+    # Timings are no input of the report (a rerun to the same result must not rerun it): a pointer only.
+    return f"Training time and throughput: `{os.path.relpath(stage_dir / 'timings.json', out_dir)}`."
+
+
 def transfer_section(metrics: dict[str, Any], dataset: str | None = None) -> str:
-    header = ["test acc. (%)", "val. acc. (%)", "epochs", "seconds"]
-    row = [_pct(metrics.get("test_acc")), _pct(metrics.get("val_acc")), metrics.get("epochs"), metrics.get("seconds")]
+    header = ["test acc. (%)", "val. acc. (%)", "epochs"]
+    row = [_pct(metrics.get("test_acc")), _pct(metrics.get("val_acc")), metrics.get("epochs")]
     if "scratch_test_acc" in metrics:
         header += ["from scratch (%)", "gain (points)"]
         row += [_pct(metrics["scratch_test_acc"]), _pct(metrics["gain_over_scratch"])]

@@ -11,7 +11,7 @@ from typing import Any
 from lmnas.errors import LmnasError
 from lmnas.evaluation import EVALUATORS
 from lmnas.io import write_json
-from lmnas.search.outputs import best_summary, write_search_outputs
+from lmnas.search.outputs import best_summary, timings, write_search_outputs
 from lmnas.search.run_folder import mark_finished, prepare_run_folder, search_fingerprint
 from lmnas.search.runner import Budget, run_search
 from lmnas.spaces import create_space
@@ -94,9 +94,10 @@ def search(request: SearchRequest) -> dict[str, Any]:
         strategy=strategy.settings(),
         evaluator=evaluator.settings(),
         stopped_because=outcome.stopped_because,
-        resumed_from=outcome.resumed_from,
         threads_per_evaluation=request.threads,
-        wall_s=time.perf_counter() - start,
     )
-    write_search_outputs(out, outcome.journal, summary, f"{strategy.name} on {space.name}")
-    return summary
+    run_timings = timings(outcome.journal.rows, wall_s=time.perf_counter() - start,
+                          resumed_from=outcome.resumed_from)
+    write_search_outputs(out, outcome.journal, summary, run_timings, f"{strategy.name} on {space.name}")
+    # The caller gets both: what was found (best.json) and how the run went (timings.json, less per step).
+    return {**summary, **{k: v for k, v in run_timings.items() if k != "steps"}}

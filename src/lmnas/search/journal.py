@@ -2,7 +2,8 @@
 
 `journal.jsonl` is the write-ahead log (lmnas.jsonl): one JSON line per finished evaluation,
 fsync'ed before the next one starts, so a killed run loses at most the evaluation in flight.
-`journal.parquet` is the artefact, rewritten from the log whenever the run stops.
+`journal.parquet` is the artefact, rewritten from the log whenever the run stops (without the
+wall-clock fields, which stay in the log and timings.json: lmnas.search.outputs).
 """
 
 from __future__ import annotations
@@ -48,8 +49,9 @@ class Journal:
     def __len__(self) -> int:
         return len(self.rows)
 
-    def to_parquet(self, path: str | os.PathLike[str]) -> None:
-        table = to_table(self.rows)
+    def to_parquet(self, path: str | os.PathLike[str], drop: tuple[str, ...] = ()) -> None:
+        """`drop`: row fields left out (the search's wall-clock ones, lmnas.search.outputs)."""
+        table = to_table([{k: v for k, v in row.items() if k not in drop} for row in self.rows])
         write_with(path, lambda tmp: pq.write_table(table, tmp))
 
 

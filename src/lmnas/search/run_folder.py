@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from lmnas.errors import LmnasError
 from lmnas.identity import FINGERPRINT_FILE, code_version, differences, read_fingerprint, sha256_file, sha256_tree
 from lmnas.io import read_json, write_json
 from lmnas.registry import Registry
+from lmnas.search.outputs import KEPT_DIR, restore_outputs
 
 STATUS_FILE = "status.json"
 POLICIES = ("refuse", "restart", "workflow")
@@ -105,6 +107,7 @@ def prepare_run_folder(out: Path, fingerprint: dict[str, Any], budget: int, poli
         # only bookkeeping: nothing to protect, so the corrected rerun starts here, whatever changed.
         for p in entries:
             p.unlink()
+        shutil.rmtree(out / KEPT_DIR, ignore_errors=True)  # kept outputs of a journal no longer there
         _start(out, fingerprint)
         return "fresh (the folder's earlier run made no evaluation: started afresh in it)"
     recorded = read_fingerprint(out)
@@ -130,12 +133,15 @@ def prepare_run_folder(out: Path, fingerprint: dict[str, Any], budget: int, poli
 
 
 def move_aside(out: Path) -> Path:
+    """Rename `out` to `<name>.old-<time>`, whole: the result files a rerun's Snakemake/DVC removed
+    before starting it come back from the finished run's `.outputs/` (lmnas.search.outputs)."""
     stamp = time.strftime("%Y%m%dT%H%M%S")
     aside = out.with_name(f"{out.name}.old-{stamp}")
     n = 1
     while aside.exists():
         aside, n = out.with_name(f"{out.name}.old-{stamp}-{n}"), n + 1
     out.rename(aside)
+    restore_outputs(aside)
     return aside
 
 

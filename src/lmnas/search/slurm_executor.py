@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ from submitit.slurm.slurm import SlurmInfoWatcher, SlurmJob
 
 from lmnas import slurm
 from lmnas.errors import LmnasError
+from lmnas.fields import from_mapping
 from lmnas.evaluation.base import EvalResult, Evaluator
 from lmnas.jsonl import append_jsonl, read_jsonl
 from lmnas.search.parallel import evaluate_one
@@ -61,17 +62,16 @@ class SlurmSettings:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SlurmSettings:
-        known = [f.name for f in fields(cls)]
-        unknown = sorted(set(data) - set(known))
-        if unknown:
-            raise LmnasError(f"executor slurm: unknown settings {unknown}; accepted settings: {known}")
-        settings = cls(**data)
-        for name in ("cpus_per_candidate", "mem_mb", "timeout_min", "candidates_per_job", "max_parallel"):
-            if not isinstance(getattr(settings, name), int) or getattr(settings, name) < 1:
-                raise LmnasError(f"executor slurm: {name} must be an integer >= 1, got {getattr(settings, name)!r}")
+        settings = from_mapping(cls, data, "executor slurm", noun="settings")
+        for name, least in (("cpus_per_candidate", 1), ("mem_mb", 100), ("timeout_min", 1), ("candidates_per_job", 1),
+                            ("max_parallel", 1)):  # the schema's bounds (tests/test_schema_bounds.py)
+            if not isinstance(getattr(settings, name), int) or getattr(settings, name) < least:
+                raise LmnasError(f"executor slurm: {name} must be an integer >= {least}, got {getattr(settings, name)!r}")
         for name in ("gpus_per_candidate", "max_retries"):
             if not isinstance(getattr(settings, name), int) or getattr(settings, name) < 0:
                 raise LmnasError(f"executor slurm: {name} must be an integer >= 0, got {getattr(settings, name)!r}")
+        if not isinstance(settings.poll_s, (int, float)) or not settings.poll_s > 0:
+            raise LmnasError(f"executor slurm: poll_s must be seconds > 0, got {settings.poll_s!r}")
         if settings.status not in ("sacct", "squeue"):
             raise LmnasError(f"executor slurm: status must be 'sacct' or 'squeue', got {settings.status!r}")
         if settings.cluster not in ("slurm", "local"):

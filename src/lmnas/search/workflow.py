@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import inspect
 from pathlib import Path
 from typing import Any
 
@@ -14,14 +13,11 @@ from lmnas.evaluation import EVALUATORS
 from lmnas.io import read_json
 from lmnas.search.api import SearchRequest, search
 from lmnas.search.runner import Budget
+from lmnas.search.wiring import chosen, needs_archgpt, reads_data, takes_data_shape
 from lmnas.spaces import SPACES, SearchSpace, create_space
 from lmnas.strategies import STRATEGIES
 
-
-def chosen(search_cfg: dict[str, Any], what: str) -> dict[str, Any]:
-    """`{"name": <chosen>, **search.options[<chosen>]}` for what = space | strategy | evaluator."""
-    name = search_cfg[what]
-    return {**search_cfg.get("options", {}).get(name, {}), "name": name}
+__all__ = ["chosen", "load_best", "search_from_config"]
 
 
 def search_from_config(
@@ -35,23 +31,23 @@ def search_from_config(
     benchmarks_dir: Path | None = None,
     progress: bool = True,
     policy: str = "refuse",
+    source: str = "search",
 ) -> dict[str, Any]:
     """`policy`: what to do with a folder that holds another run (see lmnas.search.run_folder).
-    Unset keys of `search_cfg` take the config schema's defaults (workers, threads, executor...)."""
+    Unset keys of `search_cfg` take the config schema's defaults (workers, threads, executor, budget...);
+    `source` names where the section came from in a validation error (a config file, the command line)."""
     search_cfg = copy.deepcopy(search_cfg)
-    validate_search_section(search_cfg, "search")
+    validate_search_section(search_cfg, source)
     device = resolve_device(device)
     space = chosen(search_cfg, "space")
-    accepts = inspect.signature(SPACES.get(space["name"])).parameters
-    if data_dir is not None and "input_shape" in accepts:
-        # Spaces built for the data (not fixed by a benchmark) take its shape and classes.
+    if data_dir is not None and takes_data_shape(space["name"]):
         from lmnas.data import read_manifest
 
         manifest = read_manifest(data_dir)
         space.setdefault("input_shape", manifest["image_shape"])
         space.setdefault("num_classes", manifest["num_classes"])
     strategy = chosen(search_cfg, "strategy")
-    if strategy["name"] in ("ga-gpt", "random-gpt"):
+    if needs_archgpt(strategy["name"]):
         if archgpt_dir is None:
             raise LmnasError(f"search.strategy {strategy['name']} needs a trained architecture GPT (archgpt_dir)")
         strategy.setdefault("archgpt_dir", str(archgpt_dir))
@@ -61,11 +57,11 @@ def search_from_config(
         for part, registry in ((space, SPACES), (strategy, STRATEGIES), (evaluator, EVALUATORS)):
             if "benchmarks_dir" in registry.accepted_settings(part["name"]):
                 part.setdefault("benchmarks_dir", str(benchmarks_dir))
-    if evaluator["name"] == "proxy":
+    if reads_data(evaluator["name"]):
         if data_dir is None:
-            raise LmnasError("search.evaluator proxy needs a prepared dataset (search.dataset, or --data)")
+            raise LmnasError(f"search.evaluator {evaluator['name']} needs a prepared dataset (search.dataset, or --data)")
         evaluator.update(prepared_dir=str(data_dir), device=device)
-    budget = Budget(**search_cfg.get("budget", {"evaluations": 100}))
+    budget = Budget(**search_cfg["budget"])
     request = SearchRequest(space=space, strategy=strategy, evaluator=evaluator, budget=budget, seed=seed,
                             out_dir=out_dir, workers=search_cfg["workers"],
                             threads=search_cfg["threads_per_evaluation"], progress=progress, policy=policy,

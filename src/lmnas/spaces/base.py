@@ -73,6 +73,18 @@ class SearchSpace(ABC):
         """What is needed to rebuild this space: saved beside the search results."""
         return {"name": self.name}
 
+    # Optional features: every space answers; these defaults mean "the space has none".
+
+    def check_constraints(self, genotype: Genotype) -> str | None:
+        """Why `genotype` breaks the space's constraints (e.g. GENIUS's FLOPs limits), said as the LLM
+        is told; None when it keeps them (a space without constraints: always)."""
+        return None
+
+    def flops(self, genotype: Genotype) -> int | None:
+        """FLOPs of one image by the space's paper convention (GENIUS: thop at 224 px), or None when the
+        space has none: then the measured multiply-adds (EvalResult.flops) stand for it."""
+        return None
+
     # -- categorical view and features (model-based strategies) --------------------------------
     def categorical(self) -> tuple[Choice, ...]:
         raise self._no_categorical_view()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib
 import random
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from torch import nn
@@ -69,6 +70,16 @@ def make_block(code: str, cin: int, cout: int, stride: int) -> nn.Module:
         # Inception keeps the resolution; GoogLeNet downsamples with a max-pool in front.
         return nn.Sequential(nn.MaxPool2d(3, stride=2, padding=1), block) if stride == 2 else block
     raise LmnasError(f"unknown block code {code!r}; known: {sorted(BLOCK_LABELS)}")
+
+
+@dataclass(frozen=True)
+class BlockSpec:
+    """What fixes a block's tensors and the resolution it works at."""
+
+    code: str
+    cin: int
+    cout: int
+    stride: int
 
 
 class BlockNet(nn.Module):
@@ -184,17 +195,26 @@ class GPTNASBlockSpace(SearchSpace):
         n, s = len(genotype), len(self.stage_widths)
         return [i * s // n for i in range(n)]
 
-    def build(self, genotype: BlockGenotype) -> BlockNet:
-        genotype = self.validate(genotype)
-        channels = self.stage_widths[0]
-        stem = Conv2dNormActivation(self.input_shape[0], channels, kernel_size=3)
-        blocks, previous_stage = [], 0
-        for code, stage in zip(genotype, self.stage_of(genotype)):
-            stride = 2 if stage != previous_stage else 1
+    def block_specs(self, genotype: Sequence[str]) -> list[BlockSpec]:
+        """Every block's code, input/output width and stride: the network's layout (`build` makes these)."""
+        specs, channels, previous_stage = [], self.stage_widths[0], 0
+        for code, stage in zip(genotype, self.stage_of(tuple(genotype))):
             width = self.stage_widths[stage]
-            blocks.append(make_block(code, channels, width, stride))
+            specs.append(BlockSpec(code, channels, width, 2 if stage != previous_stage else 1))
             channels, previous_stage = width, stage
-        return BlockNet(stem, blocks, channels, self.num_classes)
+        return specs
+
+    def new_blocks(self, child: Sequence[str], parent: Sequence[str]) -> list[int]:
+        """Indices of the child's blocks that the parent has not at the same position (cannot inherit)."""
+        parent_specs = self.block_specs(parent)
+        return [i for i, spec in enumerate(self.block_specs(child))
+                if i >= len(parent_specs) or parent_specs[i] != spec]
+
+    def build(self, genotype: BlockGenotype) -> BlockNet:
+        specs = self.block_specs(self.validate(genotype))
+        stem = Conv2dNormActivation(self.input_shape[0], self.stage_widths[0], kernel_size=3)
+        blocks = [make_block(s.code, s.cin, s.cout, s.stride) for s in specs]
+        return BlockNet(stem, blocks, specs[-1].cout if specs else self.stage_widths[0], self.num_classes)
 
     def block_label(self, code: str) -> str:
         return BLOCK_LABELS[code]

@@ -32,7 +32,7 @@ Lineage (for weight inheritance, `Strategy.lineage`; gptnas-blocks only): every 
 names its parent, the genotype it was derived from. GA.offspring draws two tournament winners, recombines and
 mutates them, then hands each child to `regenerate`; the parent of a child is whichever of
 those two winners has more blocks identical to the child's before masking (same position,
-code, widths and stride: `inheritance.block_specs`), the first winner on a tie. Its
+code, widths and stride: `GPTNASBlockSpace.block_specs`), the first winner on a tie. Its
 "regenerated" blocks are those the child cannot inherit: the masked (GPT re-generated) ones
 and any other that differs from the parent's block at the same position.
 """
@@ -44,7 +44,6 @@ from pathlib import Path
 from typing import Any
 
 from lmnas.errors import LmnasError
-from lmnas.evaluation.inheritance import block_specs, new_blocks
 from lmnas.nasbench101 import CellSpec
 from lmnas.nasbench101.cell import AVAILABLE_OPS, CONV1X1, CONV3X3, MAXPOOL3X3
 from lmnas.spaces.base import Genotype, SearchSpace
@@ -265,7 +264,7 @@ class GAWithGPT(GeneticAlgorithm):
         parent = self.closest_parent(child)
         masked = self.masked_units(len(child))
         child = self.mask_blocks(tuple(child), masked)
-        changed = set(masked) | set(new_blocks(self.space, child, parent))
+        changed = set(masked) | set(self.space.new_blocks(child, parent))
         self.lineages.setdefault(self.space.key(child), {
             "parent": self.space.key(parent), "regenerated": sorted(changed), "masked": masked})
         return child
@@ -284,8 +283,8 @@ class GAWithGPT(GeneticAlgorithm):
 
     def closest_parent(self, child: Genotype) -> Genotype:
         """The selected parent sharing the most blocks with `child` (the first one on a tie)."""
-        specs = block_specs(self.space, child)
-        return max(self.selected, key=lambda p: sum(a == b for a, b in zip(block_specs(self.space, p), specs)))
+        specs = self.space.block_specs(child)
+        return max(self.selected, key=lambda p: sum(a == b for a, b in zip(self.space.block_specs(p), specs)))
 
     def lineage(self, genotype: Genotype) -> dict[str, Any] | None:
         """{"parent": key, "regenerated": [indices to train], "masked": [indices the GPT re-generated]}

@@ -255,10 +255,9 @@ class GeniusStrategy(Strategy):
 
     def _random_genotype(self) -> Genotype | None:
         """A random genotype not evaluated yet and within the space's constraints."""
-        check = getattr(self.space, "check_constraints", None)
         for _ in range(FALLBACK_TRIES):
             genotype = self.space.sample(self.rng)
-            if self.space.key(genotype) not in self.evaluated and not (check and check(genotype)):
+            if self.space.key(genotype) not in self.evaluated and not self.space.check_constraints(genotype):
                 return genotype
         return None
 
@@ -323,10 +322,10 @@ class GeniusStrategy(Strategy):
         self.counters.completion_tokens += int(response.usage.get("completion_tokens", 0) or 0)
 
     def _mflops(self, genotype: Genotype, result: EvalResult) -> float | None:
-        flops = getattr(self.space, "flops", None)
-        if callable(flops):
-            return flops(genotype) / 1e6
-        return result.flops / 1e6 if result.flops is not None else None
+        flops = self.space.flops(genotype)
+        if flops is None:
+            flops = result.flops
+        return flops / 1e6 if flops is not None else None
 
     def stats(self) -> dict[str, Any]:
         return asdict(self.counters)

@@ -82,10 +82,9 @@ class GeniusHybrid(Strategy):
 
     def _mutant(self) -> Genotype:
         """RE's next child, re-drawn while it was evaluated already or breaks a constraint."""
-        check = getattr(self.space, "check_constraints", None)
         genotype = self.evolution.ask()[0]
         for _ in range(MUTANT_TRIES):
-            if self.space.key(genotype) not in self.seen and not (check and check(genotype)):
+            if self.space.key(genotype) not in self.seen and not self.space.check_constraints(genotype):
                 break
             genotype = self.evolution.ask()[0]
         return genotype

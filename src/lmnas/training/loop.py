@@ -122,7 +122,7 @@ def train_model(
         fork_devices = [device.index if device.index is not None else torch.cuda.current_device()] if cuda else []
         with _only_training(model, trainable, bn_only) as params, torch.random.fork_rng(devices=fork_devices):
             optimizer = _make_optimizer(timm_path.param_groups(params, model, recipe), recipe, cuda)
-            history = _resume(checkpoint_dir, model, optimizer, ema, recipe, seed, identity)
+            history = _resume(checkpoint_dir, model, optimizer, ema, recipe, seed, identity, world)
             start_epoch = len(history)
             step_model = _wrap_for_ddp(model, recipe, device, world) or eval_model
             end_epoch = recipe.epochs if stop_after_epoch is None else min(recipe.epochs, stop_after_epoch)
@@ -162,12 +162,20 @@ def _place(model: nn.Module, device: torch.device, sync_bn: bool) -> nn.Module:
 
 
 def _resume(checkpoint_dir: Path | None, model: nn.Module, optimizer: torch.optim.Optimizer, ema: nn.Module | None,
-            recipe: TrainRecipe, seed: int, identity: dict[str, Any] | None) -> list[dict[str, Any]]:
+            recipe: TrainRecipe, seed: int, identity: dict[str, Any] | None, world: int) -> list[dict[str, Any]]:
     """Load the newest checkpoint of `checkpoint_dir` (when it is this run's); return its history (finished epochs)."""
     checkpoint = load_latest(checkpoint_dir) if checkpoint_dir is not None else None
     if checkpoint is None:
         return []
     _check_compatible(checkpoint.state, recipe, seed, checkpoint_dir, identity)
+    # Per-rank seed streams and batch shares depend on the world size: another one would not continue this run.
+    saved_world = checkpoint.state.get("world_size", 1)  # checkpoints before data parallelism: one process
+    if saved_world != world:
+        raise LmnasError(
+            f"{checkpoint_dir / f'epoch-{checkpoint.epoch:04d}.pt'}: checkpoint was made by {saved_world} "
+            f"data-parallel rank(s), this run has {world}; resume it with {saved_world}, or delete the folder "
+            "to start afresh"
+        )
     model.load_state_dict(checkpoint.weights)
     optimizer.load_state_dict(checkpoint.state["optimizer"])
     if ema is not None:

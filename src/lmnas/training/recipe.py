@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from lmnas.errors import LmnasError
+from lmnas.fields import check_keys
 
 Schedule = Literal["step", "cosine", "constant", "linear-warmup"]
 # linear-warmup: the lr rises linearly over the whole run and peaks at `lr` on the last step
@@ -61,8 +62,8 @@ class TrainRecipe:
             problems.append(f"batch_size={self.batch_size}, eval_batch_size={self.eval_batch_size} (expected >= 1)")
         if not self.lr > 0:
             problems.append(f"lr={self.lr} (expected > 0)")
-        if self.momentum < 0 or self.weight_decay < 0:
-            problems.append(f"momentum={self.momentum}, weight_decay={self.weight_decay} (expected >= 0)")
+        if not 0 <= self.momentum <= 1 or self.weight_decay < 0:
+            problems.append(f"momentum={self.momentum}, weight_decay={self.weight_decay} (expected 0..1, >= 0)")
         if self.nesterov and self.momentum == 0:
             problems.append("nesterov=True needs momentum > 0")
         if not 0 <= self.warmup_epochs <= self.epochs:
@@ -97,13 +98,7 @@ class TrainRecipe:
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str = "recipe") -> TrainRecipe:
         """Build from a config mapping; `where` names the config field in error messages."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise LmnasError(f"{where}: unknown field(s) {unknown}; expected some of {sorted(known)}")
-        missing = sorted(f.name for f in fields(cls) if f.name in ("epochs", "batch_size", "lr") and f.name not in data)
-        if missing:
-            raise LmnasError(f"{where}: missing required field(s) {missing}")
+        check_keys(cls, data, where, required=("batch_size", "epochs", "lr"))
         try:
             return cls(**data)
         except LmnasError as exc:
