@@ -31,7 +31,7 @@ from torch import nn
 from lmnas.errors import LmnasError
 from lmnas.identity import sha256_file
 from lmnas.io import read_json, write_json, write_text
-from lmnas.training import TrainRecipe, evaluate, save_weights, train_model
+from lmnas.training import TrainRecipe, TrainResult, evaluate, save_weights, train_model
 from lmnas.training import distributed
 
 LOG_COLUMNS = ("epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc")
@@ -79,7 +79,7 @@ def train_and_report(
     writes, and every rank returns the same metrics.
     """
     from lmnas.data import read_manifest
-    from lmnas.training.stream import rows_of, training_split
+    from lmnas.training.stream import training_split
 
     out_dir, prepared_dir = Path(out_dir), Path(prepared_dir)
     identity = {**(identity or {}), "input_size": input_size}
@@ -92,6 +92,53 @@ def train_and_report(
     # Resident tensors for raw or small data, an EncodedSplit (streamed by DataLoader workers) for large encoded data.
     train, val, test = (training_split(prepared_dir, split, recipe) for split in ("train", "val", "test"))
     stats = dict(mean=manifest["mean"], std=manifest["std"], device=device)
+    result = _train_logged(
+        model, train, val, prepared_dir, out_dir, recipe, seed=seed, stats=stats, identity=identity,
+        progress=progress, input_size=input_size, sync_bn=sync_bn, stop_after_epoch=stop_after_epoch,
+    )
+    if len(result.history) < recipe.epochs:
+        distributed.barrier()
+        return {**identity, "complete": False, "epochs": len(result.history),
+                "resumed_from_epoch": result.resumed_from_epoch}
+    test_loss, test_acc = evaluate(
+        model, test, batch_size=recipe.eval_batch_size, input_size=input_size, shard=True, recipe=recipe, **stats
+    )
+    metrics = {
+        **identity,
+        "test_acc": test_acc,
+        "test_loss": test_loss,
+        **_training_metrics(model, result, sync_bn),
+        "dataset": {"prepared_dir": str(prepared_dir), "source": manifest.get("source"),
+                    "num_classes": manifest["num_classes"], "image_shape": manifest.get("image_shape")},
+        **_provenance(recipe, seed, device),
+    }
+    if distributed.is_main():
+        save_weights(out_dir / "model.safetensors", model, metadata={"seed": str(seed)})
+        write_json(out_dir / "timings.json", _timings(result))
+        write_json(metrics_path, metrics)
+    distributed.barrier()  # every rank reads the files rank 0 wrote
+    return read_metrics(out_dir)  # the same plain-JSON values a later call returns
+
+
+def _train_logged(
+    model: nn.Module,
+    train: Any,
+    val: Any,
+    prepared_dir: Path,
+    out_dir: Path,
+    recipe: TrainRecipe,
+    *,
+    seed: int,
+    stats: dict[str, Any],
+    identity: dict[str, Any],
+    progress: bool,
+    input_size: int | None,
+    sync_bn: bool,
+    stop_after_epoch: int | None,
+) -> TrainResult:
+    """train_model with out_dir's log.csv (one row per epoch, rank 0) and checkpoints/ (this run's only)."""
+    from lmnas.training.stream import rows_of
+
     log_path = out_dir / "log.csv"
     logged: list[dict[str, Any]] = read_log(log_path)
 
@@ -99,28 +146,22 @@ def train_and_report(
         logged[:] = [row for row in logged if int(row["epoch"]) < entry["epoch"]] + [entry]
         write_log(log_path, logged)
 
-    checkpoint_identity = {**identity, "data_manifest_sha256": sha256_file(Path(prepared_dir) / "manifest.json")}
+    checkpoint_identity = {**identity, "data_manifest_sha256": sha256_file(prepared_dir / "manifest.json")}
     set_aside_foreign_checkpoints(out_dir / "checkpoints", recipe, seed, checkpoint_identity)
     result = train_model(
         model, train, val if rows_of(val) else None, recipe, seed=seed, **stats,
         checkpoint_dir=out_dir / "checkpoints", on_epoch=log_epoch, progress=progress, input_size=input_size,
         sync_bn=sync_bn, stop_after_epoch=stop_after_epoch, identity=checkpoint_identity,
     )
-    main = distributed.is_main()
-    if main:
+    if distributed.is_main():
         write_log(log_path, result.history)  # complete even when the run resumed with nothing left to train
-    if len(result.history) < recipe.epochs:
-        distributed.barrier()
-        done = len(result.history)
-        return {**identity, "complete": False, "epochs": done, "resumed_from_epoch": result.resumed_from_epoch}
-    test_loss, test_acc = evaluate(
-        model, test, batch_size=recipe.eval_batch_size, input_size=input_size, shard=True, recipe=recipe, **stats
-    )
+    return result
+
+
+def _training_metrics(model: nn.Module, result: TrainResult, sync_bn: bool) -> dict[str, Any]:
+    """What the training reached (last epoch, images, memory, world): no wall-clock figure."""
     last = result.history[-1]
-    metrics = {
-        **identity,
-        "test_acc": test_acc,
-        "test_loss": test_loss,
+    return {
         "val_acc": result.val_acc,
         "val_loss": result.val_loss,
         "train_acc": last["train_acc"],
@@ -131,8 +172,11 @@ def train_and_report(
         "world_size": result.world_size,
         "sync_bn": sync_bn and result.world_size > 1,
         "params": sum(p.numel() for p in model.parameters()),
-        "dataset": {"prepared_dir": str(prepared_dir), "source": manifest.get("source"),
-                    "num_classes": manifest["num_classes"], "image_shape": manifest.get("image_shape")},
+    }
+
+
+def _provenance(recipe: TrainRecipe, seed: int, device: str) -> dict[str, Any]:
+    return {
         "recipe": recipe.to_dict(),
         "seed": seed,
         "device": str(device),
@@ -140,19 +184,17 @@ def train_and_report(
         "torch": str(torch.__version__),
         "python": platform.python_version(),
     }
-    timings = {
+
+
+def _timings(result: TrainResult) -> dict[str, Any]:
+    """timings.json: the wall-clock figures kept out of metrics.json."""
+    return {
         "seconds": result.seconds,
         # Median over epochs of training throughput: robust to the first epoch's warm-up/compile.
         "train_images_per_s": statistics.median(e["images_per_s"] for e in result.history),
         "resumed_from_epoch": result.resumed_from_epoch,
         "epochs": [{"epoch": e["epoch"], **{k: e.get(k) for k in EPOCH_TIMINGS}} for e in result.history],
     }
-    if main:
-        save_weights(out_dir / "model.safetensors", model, metadata={"seed": str(seed)})
-        write_json(out_dir / "timings.json", timings)
-        write_json(metrics_path, metrics)
-    distributed.barrier()  # every rank reads the files rank 0 wrote
-    return read_metrics(out_dir)  # the same plain-JSON values a later call returns
 
 
 def read_metrics(out_dir: Path) -> dict[str, Any]:
