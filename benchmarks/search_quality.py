@@ -11,12 +11,17 @@ paired Wilcoxon signed-rank tests (same seeds) of the model-based strategies aga
 regularized evolution, and reference rows from papers / the tables' README with their sources.
 
 Strategies: random, regularized evolution, GA (GPT-NAS settings), bananas, optuna-tpe (defaults
-of the config schema). `--warm-start '<json settings>'` adds a "+ws" row per strategy with those
-settings merged in (the zero-cost warm start plugs in there); without it the column says "none".
+of the config schema). `--warm-start '<json>'` (the `search.warm_start` section: proxy, pool, top,
+space_overrides, ...) adds a "+ws" row per strategy: the same search started from the proxy's top
+ranked pool (lmnas.proxies.warm_start, as SearchRequest(warm_start=...) does it; scores read from
+data/cache/proxies where computed before). The prior's CPU seconds per search are reported apart
+from the queries; without it the column says "none".
 
     python benchmarks/search_quality.py                                   # 20 seeds, 10 20 50 100 300
     python benchmarks/search_quality.py --seeds 5 --strategies bananas --benchmarks nas-bench-201/cifar10
     python benchmarks/search_quality.py --model-budget 100                # model-based runs stop at 100
+    python benchmarks/search_quality.py --benchmarks nas-bench-201/cifar10 --budgets 10 20 50 100 \
+        --warm-start '{"proxy": "synflow", "pool": 1000, "top": 10, "space_overrides": {"channels": 8, "cells_per_stage": 1}}'
 """
 
 from __future__ import annotations
@@ -57,6 +62,8 @@ STRATEGIES: dict[str, tuple[str, dict[str, Any]]] = {
     "optuna-tpe": ("optuna-tpe", {}),
 }
 MODEL_BASED = {"bananas", "optuna-tpe"}
+BASELINES = ("ga", "regularized-evolution")  # what the paired tests compare against (and their +ws rows)
+CACHE = Path(__file__).resolve().parents[1] / "data" / "cache" / "proxies"
 # Reference rows: (benchmark, source, label, {budget: (mean, std)}).
 REFERENCES: list[tuple[str, str, str, dict[int, tuple[float, float]]]] = [
     ("nas-bench-201/cifar10", "GENIUS with GPT-4, 3 trials (Zheng et al. 2023, 'Can GPT-4 Perform Neural "
@@ -71,6 +78,12 @@ README_RANDOM = {  # ../shared/benchmarks/README.md, "Random search, for referen
 for _bench, _figures in README_RANDOM.items():
     REFERENCES.append((_bench, "../shared/benchmarks/README.md: random search, 5,000 simulated runs without "
                        "replacement", "random (tables' README)", _figures))
+
+
+def _warm_startable() -> set[str]:
+    from lmnas.strategies import STRATEGIES as REGISTRY
+
+    return {n for n in {name for name, _ in STRATEGIES.values()} if getattr(REGISTRY.get(n), "warm_startable", False)}
 
 
 def split(spec: dict[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -122,7 +135,10 @@ def load(bench: str, args: argparse.Namespace) -> tuple[Any, Any]:
 
 
 def run_strategy(bench: str, label: str, name: str, settings: dict[str, Any], space: Any, evaluator: Any,
-                 optimum: Any, budget: int, args: argparse.Namespace) -> dict[str, Any]:
+                 optimum: Any, budget: int, args: argparse.Namespace, warm: Any = None) -> dict[str, Any]:
+    """`warm`: a lmnas.proxies.warm_start.WarmStart ranked per seed before the first ask (its time
+    is not in seconds_per_search; its CPU seconds are reported apart)."""
+    from lmnas.proxies.warm_start import warm_start_strategy
     from lmnas.search.runner import Budget, run_search
     from lmnas.strategies import create_strategy
 
@@ -130,8 +146,11 @@ def run_strategy(bench: str, label: str, name: str, settings: dict[str, Any], sp
     finals: dict[int, list[float]] = {b: [] for b in budgets}
     hits: list[int | None] = []
     seconds = 0.0
+    prior: list[dict[str, Any]] = []
     for seed in range(args.seeds):
         strategy = create_strategy(name, space=space, seed=seed, **settings)
+        if warm is not None:
+            prior.append(warm_start_strategy(strategy, space, warm, seed, None))
         start = time.perf_counter()
         rows = run_search(space, strategy, evaluator, None, Budget(budget), seed=seed, progress=False).journal.rows
         seconds += time.perf_counter() - start
@@ -141,19 +160,25 @@ def run_strategy(bench: str, label: str, name: str, settings: dict[str, Any], sp
     found = [h for h in hits if h is not None]
     return {
         "benchmark": bench, "strategy": label, "name": name, "settings": settings, "seeds": args.seeds,
-        "warm_start": "none", "max_budget": budget,
+        "warm_start": "none" if warm is None else warm.identity(), "max_budget": budget,
         "mean": {b: statistics.mean(v) for b, v in finals.items()},
         "std": {b: statistics.stdev(v) if len(v) > 1 else 0.0 for b, v in finals.items()},
         "finals": finals,
         "optimum_share": {b: sum(h is not None and h <= b for h in hits) / len(hits) for b in budgets},
         "queries_to_optimum": hits, "queries_to_optimum_quartiles": quartiles(found),
         "seconds_per_search": seconds / args.seeds,
+        # CPU-s of every proxy score a search used (cached ones at their first cost) / computed by this run
+        "prior_cpu_s_per_search": statistics.mean(p["proxy_cpu_s_all"] for p in prior) if prior else 0.0,
+        "prior_cpu_s_computed": sum(p["proxy_cpu_s"] for p in prior),
+        "prior_wall_s_per_search": statistics.mean(p["wall_s"] for p in prior) if prior else 0.0,
+        "prior_pool": prior[0]["pool"] if prior else 0,
     }
 
 
 def paired_tests(results: list[dict[str, Any]], budgets: list[int]) -> list[dict[str, Any]]:
     """Wilcoxon signed-rank (same seeds; exact for small samples) of every model-based row against GA
-    and regularized evolution of the same benchmark, at each budget both reached."""
+    and regularized evolution of the same benchmark (a +ws row also against their +ws rows), at each
+    budget both reached."""
     from scipy.stats import wilcoxon
 
     tests = []
@@ -161,7 +186,9 @@ def paired_tests(results: list[dict[str, Any]], budgets: list[int]) -> list[dict
         if r["name"] not in MODEL_BASED:
             continue
         for ref in results:
-            if ref["benchmark"] != r["benchmark"] or ref["strategy"] not in ("ga", "regularized-evolution"):
+            if ref["benchmark"] != r["benchmark"] or ref["strategy"].removesuffix("+ws") not in BASELINES:
+                continue
+            if ref["warm_start"] != "none" and r["warm_start"] == "none":  # plain vs warm-started baselines: not asked
                 continue
             for b in budgets:
                 if b not in r["finals"] or b not in ref["finals"]:
@@ -183,7 +210,9 @@ def main() -> None:
     parser.add_argument("--benchmarks", nargs="+", default=DEFAULT_BENCHMARKS, choices=list(BENCHMARKS))
     parser.add_argument("--strategies", nargs="+", default=[s for s in STRATEGIES if s != "bananas-dense"],
                         choices=list(STRATEGIES))
-    parser.add_argument("--warm-start", help="JSON settings merged into every strategy for extra '+ws' rows")
+    parser.add_argument("--warm-start", help="JSON search.warm_start section (proxy, pool, top, space_overrides...): "
+                        "an extra '+ws' row per strategy")
+    parser.add_argument("--no-plain", action="store_true", help="with --warm-start: only the '+ws' rows")
     parser.add_argument("--cells", default="data/nb101/cells.parquet", help="lmnas nb101 enumerate output")
     parser.add_argument("--benchmarks-dir", help="default: ../shared/benchmarks or $LMNAS_BENCHMARKS_DIR")
     parser.add_argument("--out")
@@ -192,10 +221,17 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(1)
-    variants = [(label, *STRATEGIES[label]) for label in args.strategies]
+    from lmnas.proxies.warm_start import WarmStart
+
+    plain = [(label, *STRATEGIES[label], None) for label in args.strategies]
+    variants = [] if args.no_plain and args.warm_start else list(plain)
     if args.warm_start:
-        extra = json.loads(args.warm_start)
-        variants += [(f"{label}+ws", name, {**settings, **extra}) for label, name, settings in list(variants)]
+        section = json.loads(args.warm_start)
+        warm = WarmStart.from_dict({"cache_dir": str(CACHE), **section})
+        if not all(STRATEGIES[label][0] in _warm_startable() for label in args.strategies):
+            parser.error(f"--warm-start: strategies without a warm start seam: "
+                         f"{[l for l in args.strategies if STRATEGIES[l][0] not in _warm_startable()]}")
+        variants += [(f"{label}+ws", name, settings, warm) for label, name, settings, _ in plain]
     t0 = time.perf_counter()
     results: list[dict[str, Any]] = []
     optima: dict[str, dict[str, Any]] = {}
@@ -209,18 +245,17 @@ def main() -> None:
         optimum = evaluator.optimum(space)
         oracle = optimum.test_of_best if optimum.test_of_best is not None else optimum.best_metric
         optima[bench] = {"reported_optimum": oracle, "best_metric": optimum.best_metric}
-        for label, name, settings in variants:
+        for label, name, settings, warm in variants:
             budget = max(args.budgets)
             if name in MODEL_BASED and args.model_budget:
                 budget = min(budget, args.model_budget)
-            entry = run_strategy(bench, label, name, dict(settings), space, evaluator, optimum, budget, args)
-            if label.endswith("+ws"):
-                entry["warm_start"] = args.warm_start
+            entry = run_strategy(bench, label, name, dict(settings), space, evaluator, optimum, budget, args, warm)
             entry["optimum"] = oracle
             results.append(entry)
             print(f"[{time.perf_counter() - t0:6.0f}s] {bench} {label}: "
                   + ", ".join(f"{b}: {entry['mean'][b]:.2f}" for b in entry["mean"])
-                  + f" ({entry['seconds_per_search']:.2f} s/search)", flush=True)
+                  + f" ({entry['seconds_per_search']:.2f} s/search, prior {entry['prior_cpu_s_per_search']:.1f} "
+                  f"CPU-s/search)", flush=True)
             write_result("search_quality", {"args": vars(args), "partial": True, "results": results,
                                             "optima": optima}, args.out)
     report(results, optima, skipped, args, time.perf_counter() - t0)
@@ -236,20 +271,26 @@ def report(results: list[dict[str, Any]], optima: dict[str, dict[str, Any]], ski
                     + [f"{r['mean'][b]:.2f} ± {r['std'][b]:.2f}" if b in r["mean"] else "—" for b in budgets]
                     + [f"{r['optimum']:.2f}",
                        " ".join(f"{100 * r['optimum_share'][b]:.0f}" for b in (100, max(budgets)) if b in r["optimum_share"]),
-                       "—" if q is None else f"{q[0]:.0f}/{q[1]:.0f}/{q[2]:.0f}", f"{r['seconds_per_search']:.2f}"])
+                       "—" if q is None else f"{q[0]:.0f}/{q[1]:.0f}/{q[2]:.0f}", f"{r['seconds_per_search']:.2f}",
+                       f"{r['prior_cpu_s_per_search']:.1f}"])
     for bench, source, label, figures in REFERENCES:
         if bench in optima:
             rows.append([bench, label, "ref"] + [f"{figures[b][0]:.2f} ± {figures[b][1]:.2f}" if b in figures else "—"
-                                                 for b in budgets] + [f"{optima[bench]['reported_optimum']:.2f}", "", "", ""])
+                                                 for b in budgets] + [f"{optima[bench]['reported_optimum']:.2f}", "", "", "", ""])
+    warm = next((r["warm_start"] for r in results if r["warm_start"] != "none"), None)
+    if warm is not None:
+        print(f"\nwarm start (+ws rows): {json.dumps(warm)}; prior CPU-s/search: proxy CPU time of the pool's "
+              "scores (cached ones at their first cost), not counted in the queries")
     print(f"\nbest found (%), mean ± std over {args.seeds} seeds; NAS-Bench-201: test accuracy of the best-on-validation "
           "pick; NAS-Bench-Macro: test (best of 50 epochs); NAS-Bench-101 split b: 108-epoch validation")
     print_table(["benchmark", "strategy", "warm start"] + [f"{b} q" for b in budgets]
-                + ["optimum", "% optimum @100 @max", "q-to-opt Q1/med/Q3", "s/search"], rows)
+                + ["optimum", "% optimum @100 @max", "q-to-opt Q1/med/Q3", "s/search",
+                   "prior CPU-s/search"], rows)
     tests = paired_tests(results, budgets)
     print("\npaired Wilcoxon signed-rank, model-based vs GA / RE (H1: model-based better), same seeds:")
     for t in tests:
         if t["budget"] in (10, 100):
-            print(f"  {t['benchmark']:26s} {t['strategy']:12s} vs {t['against']:22s} @{t['budget']:3d}: "
+            print(f"  {t['benchmark']:26s} {t['strategy']:16s} vs {t['against']:25s} @{t['budget']:3d}: "
                   f"Δ {t['mean_diff']:+.3f}, {t['wins']}-{t['losses']}, p = {t['p_greater']:.3g}")
     print("\nreferences: " + "; ".join(f"{label} [{bench}]: {source}" for bench, source, label, _ in REFERENCES
                                      if bench in optima))
