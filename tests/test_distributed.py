@@ -198,12 +198,15 @@ def test_two_ranks_write_the_artefacts_once(prepared, two_ranks):
     assert (metrics["test_acc"], metrics["test_loss"]) == (acc, pytest.approx(loss, rel=1e-5))
     assert metrics["images_seen"] == 2 * n_train  # every train image once per epoch, over both ranks
     assert metrics["train_loss"] == float(read_rows(out / "log.csv")[-1]["train_loss"]) < 1.2
-    assert sorted(p.name for p in out.iterdir()) == ["checkpoints", "log.csv", "metrics.json", "model.safetensors"]
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoints", "log.csv", "metrics.json", "model.safetensors",
+                                                     "timings.json"]
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["epoch-0002.pt", "epoch-0002.safetensors"]
     assert [r["epoch"] for r in read_rows(out / "log.csv")] == ["1", "2"]
     # Only rank 0 reports: one summary line per epoch, not one per rank.
     assert printed.count("epoch 1/2 lr") == 1 and printed.count("epoch 2/2 lr") == 1
-    assert json.loads((out / "metrics.json").read_text()) == metrics
+    from lmnas.retrain import read_metrics
+
+    assert read_metrics(out) == metrics  # metrics.json + the timing keys from timings.json
 
 
 @pytest.mark.slow

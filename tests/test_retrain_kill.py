@@ -11,6 +11,7 @@ import pytest
 from safetensors.torch import load_file
 
 from lmnas.data import DatasetSpec, prepare_dataset
+from lmnas.retrain import read_metrics
 from lmnas.spaces import create_space
 
 RECIPE = {"epochs": 6, "batch_size": 32, "lr": 0.05, "warmup_epochs": 1, "schedule": "cosine", "crop_padding": 1,
@@ -41,7 +42,7 @@ def test_kill_minus_nine_during_retrain_resumes_exactly(tmp_path):
     proc.wait()
     assert not (killed / "metrics.json").exists(), "killed too late: training had already finished"
     subprocess.run(retrain_cmd(best, data, killed), env=env, check=True)
-    metrics = json.loads((killed / "metrics.json").read_text())
+    metrics = read_metrics(killed)  # resumed_from_epoch lives in timings.json
     assert 2 <= metrics["resumed_from_epoch"] < RECIPE["epochs"]  # the last checkpoint before the kill
     assert metrics["epochs"] == RECIPE["epochs"]
 
