@@ -9,8 +9,8 @@
 #      kill -9 + rerun, cancelled job resubmitted).
 #      Multi-node retraining on the 1-node cluster: 2 tasks standing for 2 nodes run launch_command's
 #      torchrun --nnodes=2 c10d line (tests/test_slurm_multinode.py).
-#   2. no accounting: the default sacct status query is refused at once (it would hang), the chain
-#      runs with --slurm-status-command squeue, and the candidate executor with "status": "squeue".
+#   2. no accounting: the default sacct status query is refused at once (it would hang), the chain's
+#      head runs with --slurm-status-command squeue, and the candidate executor with "status": "squeue".
 #   3. two nodes: a private 2-slurmd cluster beside it (.ci/slurm-two-nodes.sh), where a --nodes=2 job
 #      retrains through srun + torchrun rendezvous as the retrain rule does (tests/test_slurm_multinode.py).
 # The cluster comes from ../shared/cluster/slurm-single-node.sh (CI has shared/ beside the clone;
@@ -64,7 +64,7 @@ say "GPU request beyond the cluster refused, outputs kept"
 # job must be COMPLETED in sacct and the whole budget journaled.
 t=$(date +%s)
 smk 900 --profile workflow/profiles/slurm-ci --configfile .ci/slurm-ci.yaml .ci/slurm-executor.yaml \
-  --directory "$WORK/sacct" > "$WORK/executor.log" 2>&1 || { tail -50 "$WORK/executor.log"; exit 1; }
+  --directory "$WORK/sacct" --until search > "$WORK/executor.log" 2>&1 || { tail -50 "$WORK/executor.log"; exit 1; }
 python - "$WORK/sacct/results/default/search" <<'EOF_PY'
 import json, subprocess, sys
 from pathlib import Path
@@ -99,12 +99,15 @@ if smk 120 --profile workflow/profiles/slurm-ci --directory "$WORK/squeue" > "$W
 fi
 grep -F "lmnas: slurm: SLURM job accounting is not available here" "$WORK/nodbd.log"
 say "sacct status without accounting refused in $(( $(date +%s) - t )) s (no hang)"
-# The chain again, smaller (the status mode is what is tested here), polled with squeue.
+# The head of the chain polled with squeue: the status mode is what is tested here (the whole chain ran
+# above), so three jobs, two of them dependent (prepare_data ∥ encode_corpus → train_archgpt), suffice.
 t=$(date +%s)
-smk 1200 --profile workflow/profiles/slurm-ci --slurm-status-command squeue --directory "$WORK/squeue" \
-  --configfile .ci/slurm-squeue.yaml > "$WORK/squeue.log" 2>&1 || { tail -50 "$WORK/squeue.log"; exit 1; }
-test -s "$WORK/squeue/results/default/report/report.md"
-say "chain through the slurm profile (squeue status) in $(( $(date +%s) - t )) s"
+smk 900 --profile workflow/profiles/slurm-ci --slurm-status-command squeue --directory "$WORK/squeue" \
+  --configfile .ci/slurm-squeue.yaml --until train_archgpt prepare_data \
+  > "$WORK/squeue.log" 2>&1 || { tail -50 "$WORK/squeue.log"; exit 1; }
+test -s "$WORK/squeue/results/default/archgpt/metrics.json"
+ls "$WORK/squeue/data/prepared/"*/manifest.json > /dev/null
+say "chain head through the slurm profile (squeue status) in $(( $(date +%s) - t )) s"
 t=$(date +%s)
 LMNAS_SLURM_STATUS=squeue python -m pytest -q -p no:cacheprovider tests/test_slurm_cluster.py -k match_the_local
 say "candidate executor on SLURM (squeue) in $(( $(date +%s) - t )) s"
