@@ -7,6 +7,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from lmnas.errors import LmnasError
 
@@ -29,13 +30,32 @@ def _writable_folder(out: str) -> Path:
 
 
 def _search(args: argparse.Namespace) -> None:
-    from lmnas.config import load_yaml, validate_search_section
-    from lmnas.search.wiring import needs_archgpt
+    """Build the `search:` section from the config file and the flags, let the library validate and run it."""
     from lmnas.search.workflow import search_from_config
 
     for value, flag in ((args.budget, "--budget"), (args.workers, "--workers"), (args.threads, "--threads")):
         _positive(value, flag)
     out = _writable_folder(args.out)
+    source = args.config or "command line"
+    summary = search_from_config(
+        _section_from_flags(args),
+        data_dir=Path(args.data) if args.data else None,
+        archgpt_dir=Path(args.archgpt) if args.archgpt else None,
+        out_dir=out,
+        seed=args.seed,
+        device=args.device,
+        progress=not args.quiet,
+        policy="restart" if args.restart else "refuse",
+        source=source,
+        check=lambda section: _check_inputs(section, args),
+    )
+    _print_summary(summary)
+
+
+def _section_from_flags(args: argparse.Namespace) -> dict[str, Any]:
+    """The config file's `search:` section (if any) with the flags written over it; not yet validated."""
+    from lmnas.config import load_yaml
+
     section = load_yaml(args.config).get("search", {}) if args.config else {}
     if not isinstance(section, dict):
         raise LmnasError(f"{args.config}: search: expected a mapping")
@@ -50,31 +70,38 @@ def _search(args: argparse.Namespace) -> None:
     section["budget"] = dict(section.get("budget", {}))
     if args.budget:
         section["budget"]["evaluations"] = args.budget
-    if args.workers:
-        section["workers"] = args.workers
-    if args.threads:
-        section["threads_per_evaluation"] = args.threads
-    if args.executor:
-        section["executor"] = args.executor
-    if args.executor_settings:
-        try:
-            section["executor_settings"] = json.loads(args.executor_settings)
-        except json.JSONDecodeError as error:
-            raise LmnasError(f"--executor-settings: not valid JSON ({error})") from None
-    if args.warm_start:
-        try:
-            section["warm_start"] = json.loads(args.warm_start)
-        except json.JSONDecodeError as error:
-            raise LmnasError(f"--warm-start: not valid JSON ({error})") from None
+    flags = {"workers": args.workers, "threads_per_evaluation": args.threads, "executor": args.executor}
+    section.update({key: value for key, value in flags.items() if value})
+    for key, flag in (("executor_settings", "--executor-settings"), ("warm_start", "--warm-start")):
+        if getattr(args, key):  # the attribute is the section's key
+            section[key] = _json_flag(getattr(args, key), flag)
+    _add_llm_flags(section, args)
+    return section
+
+
+def _add_llm_flags(section: dict[str, Any], args: argparse.Namespace) -> None:
+    """The --llm-* and --replay flags go into the chosen strategy's options (a copy: the file's stay as read)."""
     llm = {"base_url": args.llm_base_url, "model": args.llm_model, "api_key_env": args.llm_api_key_env,
            "replay": args.replay}
     llm = {k: v for k, v in llm.items() if v is not None}
     if llm:
         options = section["options"] = {k: dict(v) for k, v in section.get("options", {}).items()}
         options.setdefault(section["strategy"], {}).update(llm)
-    source = args.config or "command line"
-    validate_search_section(section, source)  # before the flag checks below, which read the validated section
-    if needs_archgpt(section["strategy"]) and not args.archgpt:  # name the flag, not the config key
+
+
+def _json_flag(text: str, flag: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise LmnasError(f"{flag}: not valid JSON ({error})") from None
+
+
+def _check_inputs(section: dict[str, Any], args: argparse.Namespace) -> None:
+    """The --archgpt and --data refusals, naming the flag rather than the library's setting; run on the
+    validated section (so a bad config is reported first) before the data or the GPT is read."""
+    from lmnas.search.wiring import needs_archgpt
+
+    if needs_archgpt(section["strategy"]) and not args.archgpt:
         chose = "--strategy" if args.strategy else f"{args.config}: search.strategy"
         raise LmnasError(f"{chose} {section['strategy']} needs a fine-tuned architecture GPT: pass --archgpt DIR "
                          f"(the workflow's train_archgpt stage writes one to results/<run_name>/archgpt/finetuned)")
@@ -86,17 +113,9 @@ def _search(args: argparse.Namespace) -> None:
             raise LmnasError(f"--data {args.data}: no prepared dataset there (no {MANIFEST_NAME}); make it with "
                              f"`{prepare_command(args.data)}` in the checkout (for a dataset {name!r} under `datasets:` "
                              f"in config/config.yaml), then pass --data data/prepared/{name}")
-    summary = search_from_config(
-        section,
-        data_dir=Path(args.data) if args.data else None,
-        archgpt_dir=Path(args.archgpt) if args.archgpt else None,
-        out_dir=out,
-        seed=args.seed,
-        device=args.device,
-        progress=not args.quiet,
-        policy="restart" if args.restart else "refuse",
-        source=source,
-    )
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
     keys = ("genotype", "accuracy", "test_accuracy", "evaluations", "stopped_because")
     print(json.dumps({k: summary[k] for k in keys if k in summary}, indent=2))
 

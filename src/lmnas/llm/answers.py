@@ -59,20 +59,8 @@ class AnswerFormat:
         try:
             length = data["length"]
             lo, hi = (length, length) if isinstance(length, int) else (int(length[0]), int(length[1]))
-            choices = data["choices"]
-            per_position = choices if choices and isinstance(choices[0], list) else [choices] * hi
-            tokens = data.get("tokens")
-            if tokens is None:
-                token_lists = [[str(c) for c in cs] for cs in per_position]
-            else:
-                token_lists = tokens if tokens and isinstance(tokens[0], list) else [tokens] * hi
-            if len(per_position) != hi or len(token_lists) != hi:
-                raise ValueError(f"choices/tokens need {hi} positions")
-            if any(len(c) != len(t) for c, t in zip(per_position, token_lists)):
-                raise ValueError("each position needs one token per choice")
-            stages = tuple((str(s["label"]), int(s["length"])) for s in data.get("stages", []))
-            if stages and sum(n for _, n in stages) != hi:
-                raise ValueError(f"stage lengths sum to {sum(n for _, n in stages)}, not {hi}")
+            per_position, token_lists = _positions(data, hi)
+            stages = _stages(data, hi)
             return cls(
                 choices=tuple(tuple(c) for c in per_position),
                 tokens=tuple(tuple(str(t) for t in ts) for ts in token_lists),
@@ -368,3 +356,28 @@ def _length_text(fmt: AnswerFormat) -> str:
 
 def _short(values: list[Value], limit: int = 12) -> str:
     return _list_text(values) if len(values) <= limit else _list_text(values[:limit])[:-1] + ", …]"
+
+
+def _positions(data: Mapping[str, Any], hi: int) -> tuple[list[list[Any]], list[list[Any]]]:
+    """Choices and tokens per position (one list given for all positions is repeated); tokens default
+    to the choices written as text. ValueError when a position or a token is missing."""
+    choices = data["choices"]
+    per_position = choices if choices and isinstance(choices[0], list) else [choices] * hi
+    tokens = data.get("tokens")
+    if tokens is None:
+        token_lists = [[str(c) for c in cs] for cs in per_position]
+    else:
+        token_lists = tokens if tokens and isinstance(tokens[0], list) else [tokens] * hi
+    if len(per_position) != hi or len(token_lists) != hi:
+        raise ValueError(f"choices/tokens need {hi} positions")
+    if any(len(c) != len(t) for c, t in zip(per_position, token_lists)):
+        raise ValueError("each position needs one token per choice")
+    return per_position, token_lists
+
+
+def _stages(data: Mapping[str, Any], hi: int) -> tuple[tuple[str, int], ...]:
+    """(label, length) per stage; their lengths must cover the `hi` positions."""
+    stages = tuple((str(s["label"]), int(s["length"])) for s in data.get("stages", []))
+    if stages and sum(n for _, n in stages) != hi:
+        raise ValueError(f"stage lengths sum to {sum(n for _, n in stages)}, not {hi}")
+    return stages

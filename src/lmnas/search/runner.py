@@ -21,6 +21,7 @@ depend on which worker finished first.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,9 @@ from lmnas.search.journal import Journal
 from lmnas.search.executors import make_executor
 from lmnas.spaces.base import SearchSpace
 from lmnas.strategies.base import Strategy
+
+# The executor's evaluate: (keys, seed, lineages by key) → (key, result) as each evaluation ends.
+EvaluateFn = Callable[[list[str], int, dict[str, dict[str, Any]]], Iterable[tuple[str, EvalResult]]]
 
 # A strategy that proposes only known genotypes this many times in a row has converged.
 MAX_DUPLICATE_ASKS = 200
@@ -76,67 +80,93 @@ def run_search(
     executor_settings: dict[str, Any] | None = None,
 ) -> SearchOutcome:
     """`threads`: torch threads per evaluation, the same serial or in workers (results depend on it)."""
-    journal = Journal(journal_path)
+    journal = Journal(journal_path)  # resume: the rows of a killed run answer the replayed asks
     resumed_from = len(journal)
     start = time.perf_counter()
     candidates = make_executor(executor, space, evaluator, workers, executor_settings,
                                journal.path.parent if journal.path else None, threads=threads)
-    evaluate = candidates.evaluate
-    told: set[str] = set()  # keys told to the strategy in this process (replay included)
     bar = tqdm(total=budget.evaluations, initial=min(len(journal), budget.evaluations),
                desc=f"search {strategy.name}", unit="eval", disable=not progress)
-    stopped, duplicate_asks = "strategy finished", 0
-    best = max((r["metrics"]["accuracy"] for r in journal.rows), default=float("-inf"))
+    loop = _SearchLoop(space, strategy, journal, candidates.evaluate, seed, bar, budget, start)
     try:
-        while True:
-            if len(journal) >= budget.evaluations:
-                stopped = "evaluation budget spent"
-                break
-            if budget.wall_time_s is not None and time.perf_counter() - start > budget.wall_time_s:
-                stopped = "wall-time budget spent"
-                break
-            batch = [space.validate(g) for g in strategy.ask()]
-            if not batch:
-                break
-            keys = list(dict.fromkeys(space.key(g) for g in batch))  # distinct, in asked order
-            todo = [k for k in keys if k not in journal.by_key][: budget.evaluations - len(journal)]
-            lineages = batch_lineages(space, strategy, batch)
-            generation = strategy.generation
-            for key, result in evaluate(todo, seed, lineages):
-                row = {
-                    "step": len(journal) + 1,
-                    "key": key,
-                    "generation": generation,
-                    "strategy": strategy.name,
-                    "space": space.name,
-                    "seed": seed,
-                    "metrics": result.metrics,
-                    "cost_s": result.cost_s,
-                    "params": result.params,
-                    "flops": result.flops,
-                    "finished_at": time.time(),
-                }
-                if key in lineages:
-                    row["lineage"] = lineages[key]
-                journal.append(row)
-                best = max(best, result.accuracy)  # running best: no rescan of the journal per evaluation
-                bar.update(1)
-                bar.set_postfix(best=f"{best:.2f}")
-            if any(k not in journal.by_key for k in keys):
-                stopped = "evaluation budget spent"  # the batch was cut by the budget
-                break
-            stale = all(k in told for k in keys)  # every proposal already known before this ask
-            for genotype in batch:
-                strategy.tell(genotype, result_from_row(journal.by_key[space.key(genotype)]))
-            told.update(keys)
-            duplicate_asks = duplicate_asks + 1 if stale else 0
-            if duplicate_asks >= MAX_DUPLICATE_ASKS:
-                stopped = f"strategy proposed only evaluated genotypes {MAX_DUPLICATE_ASKS} times in a row"
-                break
+        stopped = loop.run()
     finally:
         bar.close()
         candidates.close()
     return SearchOutcome(journal=journal, stopped_because=stopped, resumed_from=resumed_from)
+
+
+class _SearchLoop:
+    """One search's ask → evaluate → tell rounds until a budget, the strategy or convergence stops it."""
+
+    def __init__(self, space: SearchSpace, strategy: Strategy, journal: Journal, evaluate: EvaluateFn, seed: int,
+                 bar: tqdm, budget: Budget, start: float) -> None:
+        self.space, self.strategy, self.journal, self.evaluate = space, strategy, journal, evaluate
+        self.seed, self.bar, self.budget, self.start = seed, bar, budget, start
+        self.told: set[str] = set()  # keys told to the strategy in this process (replay included)
+        self.duplicate_asks = 0  # asks in a row whose every proposal was told already
+        self.best = max((r["metrics"]["accuracy"] for r in journal.rows), default=float("-inf"))
+
+    def run(self) -> str:
+        """Why the search stopped."""
+        while True:
+            spent = self.budget_spent()
+            if spent is not None:
+                return spent
+            batch = [self.space.validate(g) for g in self.strategy.ask()]
+            if not batch:
+                return "strategy finished"
+            keys = list(dict.fromkeys(self.space.key(g) for g in batch))  # distinct, in asked order
+            self.evaluate_new(batch, keys)
+            if any(k not in self.journal.by_key for k in keys):
+                return "evaluation budget spent"  # the batch was cut by the budget
+            self.tell(batch, keys)
+            if self.duplicate_asks >= MAX_DUPLICATE_ASKS:
+                return f"strategy proposed only evaluated genotypes {MAX_DUPLICATE_ASKS} times in a row"
+
+    def budget_spent(self) -> str | None:
+        if len(self.journal) >= self.budget.evaluations:
+            return "evaluation budget spent"
+        if self.budget.wall_time_s is not None and time.perf_counter() - self.start > self.budget.wall_time_s:
+            return "wall-time budget spent"
+        return None
+
+    def evaluate_new(self, batch: list[Any], keys: list[str]) -> None:
+        """Evaluate the batch's keys not in the journal (as many as the budget leaves), journaling each as it ends."""
+        todo = [k for k in keys if k not in self.journal.by_key][: self.budget.evaluations - len(self.journal)]
+        lineages = batch_lineages(self.space, self.strategy, batch)
+        generation = self.strategy.generation
+        for key, result in self.evaluate(todo, self.seed, lineages):
+            self.record(key, result, generation, lineages.get(key))
+
+    def record(self, key: str, result: EvalResult, generation: int, lineage: dict[str, Any] | None) -> None:
+        row = {
+            "step": len(self.journal) + 1,
+            "key": key,
+            "generation": generation,
+            "strategy": self.strategy.name,
+            "space": self.space.name,
+            "seed": self.seed,
+            "metrics": result.metrics,
+            "cost_s": result.cost_s,
+            "params": result.params,
+            "flops": result.flops,
+            "finished_at": time.time(),
+        }
+        if lineage is not None:
+            row["lineage"] = lineage
+        self.journal.append(row)
+        self.best = max(self.best, result.accuracy)  # running best: no rescan of the journal per evaluation
+        self.bar.update(1)
+        self.bar.set_postfix(best=f"{self.best:.2f}")
+
+    def tell(self, batch: list[Any], keys: list[str]) -> None:
+        """Every genotype's journaled result, in the order asked; counts the asks that brought nothing new."""
+        stale = all(k in self.told for k in keys)  # every proposal already known before this ask
+        for genotype in batch:
+            self.strategy.tell(genotype, result_from_row(self.journal.by_key[self.space.key(genotype)]))
+        self.told.update(keys)
+        self.duplicate_asks = self.duplicate_asks + 1 if stale else 0
 
 
 def batch_lineages(space: SearchSpace, strategy: Strategy, batch: list[Any]) -> dict[str, dict[str, Any]]:

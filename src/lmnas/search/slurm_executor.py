@@ -170,6 +170,10 @@ def job_evaluator_settings(settings: dict[str, Any], gpus: int) -> dict[str, Any
     return settings
 
 
+# job id -> (the job, its "submitted" log record) for the jobs being waited on
+Running = dict[str, tuple[submitit.Job, dict[str, Any]]]
+
+
 class SlurmExecutor:
     def __init__(self, space: SearchSpace, evaluator: Evaluator, out_dir: Path, settings: SlurmSettings,
                  threads: int = 1) -> None:
@@ -254,8 +258,7 @@ class SlurmExecutor:
         job_class = _SqueueJob if self.settings.status == "squeue" else _SacctJob
         return job_class(self.jobs_folder / "%j", job_id)
 
-    def _submit(self, keys: list[str], seed: int, lineages: dict[str, dict[str, Any]],
-                attempt: int) -> dict[str, tuple[submitit.Job, dict[str, Any]]]:
+    def _submit(self, keys: list[str], seed: int, lineages: dict[str, dict[str, Any]], attempt: int) -> Running:
         n = self.settings.candidates_per_job
         chunks = [keys[i:i + n] for i in range(0, len(keys), n)]
         if not chunks:
@@ -272,17 +275,31 @@ class SlurmExecutor:
 
     def evaluate(self, keys: list[str], seed: int,
                  lineages: dict[str, dict[str, Any]] | None = None) -> Iterator[tuple[str, EvalResult]]:
+        """Results as their jobs finish: jobs a killed run had submitted for these keys are re-attached,
+        the other keys submitted; failed jobs are raised together once every job is done."""
         lineages = lineages or {}
-        wanted = set(keys)
-        running: dict[str, tuple[submitit.Job, dict[str, Any]]] = {}
-        for key in keys:  # re-attach to jobs a killed run had submitted
+        running = self._reattach(keys, seed)
+        attached = {k for _, record in running.values() for k in record["keys"]}
+        running.update(self._submit([k for k in keys if k not in attached], seed, lineages, attempt=1))
+        failures: list[str] = []
+        yield from self._collect(running, set(keys), seed, lineages, failures)
+        if failures:
+            raise LmnasError(f"{len(failures)} candidate job(s) failed (recorded in {self.log_path}): "
+                             + "; ".join(failures))
+
+    def _reattach(self, keys: list[str], seed: int) -> Running:
+        """The logged live jobs (same seed) that hold some of `keys`: submitted by a killed run."""
+        running: Running = {}
+        for key in keys:
             record = self.live.get(key)
             if record is not None and record["seed"] == seed and record["job_id"] not in running:
                 running[record["job_id"]] = (self._attach(record["job_id"]), record)
-        attached = {k for _, record in running.values() for k in record["keys"]}
-        running.update(self._submit([k for k in keys if k not in attached], seed, lineages, attempt=1))
+        return running
+
+    def _collect(self, running: Running, wanted: set[str], seed: int, lineages: dict[str, dict[str, Any]],
+                 failures: list[str]) -> Iterator[tuple[str, EvalResult]]:
+        """Poll until no job runs, yielding each wanted key's result once; `running` takes the resubmissions."""
         yielded: set[str] = set()
-        failures: list[str] = []
         while running:
             finished = [job_id for job_id, (job, _) in running.items() if job.done()]
             if not finished:
@@ -291,30 +308,32 @@ class SlurmExecutor:
             for job_id in finished:
                 job, record = running.pop(job_id)
                 todo = [k for k in record["keys"] if k in wanted and k not in yielded]
-                try:
-                    results = job.result()
-                except FailedJobError as error:  # the evaluation raised: retrying would raise again
-                    reason = _last_line(str(error))
-                    self._log("failed", job_id, record["keys"], reason=reason, log=str(job.paths.stderr))
-                    failures.append(f"{', '.join(todo)}: job {job_id} failed: {reason} (log: {job.paths.stderr})")
-                    continue
-                except UncompletedJobError:
-                    reason = f"ended without a result (SLURM state {job.state})"
-                    if record["attempt"] <= self.settings.max_retries:
-                        self._log("retried", job_id, record["keys"], reason=reason)
-                        running.update(self._submit(todo, seed, lineages, attempt=record["attempt"] + 1))
-                    else:
-                        self._log("failed", job_id, record["keys"], reason=reason, log=str(job.paths.stdout))
-                        failures.append(f"{', '.join(todo)}: job {job_id} {reason} after {record['attempt']} "
-                                        f"attempts (log: {job.paths.stdout})")
-                    continue
+                results = self._results(job_id, job, record, todo, seed, lineages, running, failures)
                 for key in todo:
                     if key in results:
                         yielded.add(key)
                         yield key, results[key]
-        if failures:
-            raise LmnasError(f"{len(failures)} candidate job(s) failed (recorded in {self.log_path}): "
-                             + "; ".join(failures))
+
+    def _results(self, job_id: str, job: submitit.Job, record: dict[str, Any], todo: list[str], seed: int,
+                 lineages: dict[str, dict[str, Any]], running: Running, failures: list[str]) -> dict[str, EvalResult]:
+        """A finished job's results; none when it failed (noted in `failures`) or ended without a result
+        (resubmitted into `running` while retries are left, else noted)."""
+        try:
+            return job.result()
+        except FailedJobError as error:  # the evaluation raised: retrying would raise again
+            reason = _last_line(str(error))
+            self._log("failed", job_id, record["keys"], reason=reason, log=str(job.paths.stderr))
+            failures.append(f"{', '.join(todo)}: job {job_id} failed: {reason} (log: {job.paths.stderr})")
+        except UncompletedJobError:
+            reason = f"ended without a result (SLURM state {job.state})"
+            if record["attempt"] <= self.settings.max_retries:
+                self._log("retried", job_id, record["keys"], reason=reason)
+                running.update(self._submit(todo, seed, lineages, attempt=record["attempt"] + 1))
+            else:
+                self._log("failed", job_id, record["keys"], reason=reason, log=str(job.paths.stdout))
+                failures.append(f"{', '.join(todo)}: job {job_id} {reason} after {record['attempt']} "
+                                f"attempts (log: {job.paths.stdout})")
+        return {}
 
     def close(self) -> None:
         """Jobs still running are left running: a rerun of the search re-attaches to them."""

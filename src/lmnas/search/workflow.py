@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +33,17 @@ def search_from_config(
     progress: bool = True,
     policy: str = "refuse",
     source: str = "search",
+    check: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """`policy`: what to do with a folder that holds another run (see lmnas.search.run_folder).
-    Unset keys of `search_cfg` take the config schema's defaults (workers, threads, executor, budget...);
-    `source` names where the section came from in a validation error (a config file, the command line)."""
+    The section is validated here, the one place: unset keys of `search_cfg` take the config schema's
+    defaults (workers, threads, executor, budget...); `source` names where the section came from in a
+    validation error (a config file, the command line). `check`, if given, sees the validated section
+    before any data, GPT or table is read: a caller's own refusals (the CLI names its flags) go there."""
     search_cfg = copy.deepcopy(search_cfg)
     validate_search_section(search_cfg, source)
+    if check is not None:
+        check(search_cfg)
     device = resolve_device(device)
     space = chosen(search_cfg, "space")
     if data_dir is not None and takes_data_shape(space["name"]):

@@ -26,9 +26,10 @@ in llm_stats.json (`screened`, `screen_cpu_s`), apart from the budget.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -72,69 +73,71 @@ class LLMCounters:
     screen_cpu_s: float = 0.0  # CPU seconds of the scores computed (cached ones cost nothing here)
 
 
-@STRATEGIES.register("genius")
+@dataclass(frozen=True)
+class GeniusSettings:
+    """search.options.genius, with what an omitted setting means; checked when made (the mode
+    against the space's prompts and the screen against the space are checked by the strategy)."""
+
+    backend: str = "openai"
+    model: str = "gpt-4"
+    base_url: str | None = None
+    api_key_env: str = "OPENAI_API_KEY"
+    temperature: float = 0.0
+    llm_seed: int | None = None  # None → the search seed
+    max_tokens: int | None = None
+    timeout_s: float = 120.0
+    mode: str | None = None  # None → the mode GENIUS ran the space's prompts in
+    name_benchmark: bool = False
+    proposals_per_iteration: int = 1
+    max_retries: int = 10
+    on_refusal: str = "reask"
+    on_exhausted: str = "random"
+    api_retries: int = 5
+    backoff_s: float = 1.0
+    replay: str | None = None
+    out_dir: str | None = None
+    prompt_dir: str | None = None
+    screen: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        _check_choice("mode", self.mode, (*MODES, None))
+        _check_choice("on_refusal", self.on_refusal, ON_REFUSAL)
+        _check_choice("on_exhausted", self.on_exhausted, ON_EXHAUSTED)
+        if self.proposals_per_iteration < 1 or self.max_retries < 0 or self.temperature < 0:
+            raise LmnasError(
+                "search.strategy: need proposals_per_iteration >= 1, max_retries >= 0, temperature >= 0; got "
+                f"{self.proposals_per_iteration}, {self.max_retries}, {self.temperature}"
+            )
+
+    @classmethod
+    def parameters(cls) -> list[inspect.Parameter]:
+        """The settings as keyword parameters with their defaults: the signature the registry reads
+        (what genius and genius-hybrid accept, and what an omitted setting means in the fingerprint)."""
+        return [inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default, annotation=f.type)
+                for f in fields(cls)]
+
+
 class GeniusStrategy(Strategy):
     name = "genius"
 
-    def __init__(
-        self,
-        space: SearchSpace,
-        seed: int,
-        backend: str = "openai",
-        model: str = "gpt-4",
-        base_url: str | None = None,
-        api_key_env: str = "OPENAI_API_KEY",
-        temperature: float = 0.0,
-        llm_seed: int | None = None,
-        max_tokens: int | None = None,
-        timeout_s: float = 120.0,
-        mode: str | None = None,
-        name_benchmark: bool = False,
-        proposals_per_iteration: int = 1,
-        max_retries: int = 10,
-        on_refusal: str = "reask",
-        on_exhausted: str = "random",
-        api_retries: int = 5,
-        backoff_s: float = 1.0,
-        replay: str | None = None,
-        out_dir: str | None = None,
-        prompt_dir: str | None = None,
-        screen: dict[str, Any] | None = None,
-    ) -> None:
+    def __init__(self, space: SearchSpace, seed: int, config: GeniusSettings | None = None) -> None:
         super().__init__(space, seed)
-        _check_choice("mode", mode, (*MODES, None))
-        _check_choice("on_refusal", on_refusal, ON_REFUSAL)
-        _check_choice("on_exhausted", on_exhausted, ON_EXHAUSTED)
-        if proposals_per_iteration < 1 or max_retries < 0 or temperature < 0:
-            raise LmnasError(
-                "search.strategy: need proposals_per_iteration >= 1, max_retries >= 0, temperature >= 0; got "
-                f"{proposals_per_iteration}, {max_retries}, {temperature}"
-            )
-        self.screen = Screen.from_dict(space, screen, proposals_per_iteration) if screen else None
-        asked = self.screen.proposals if self.screen else proposals_per_iteration  # per LLM answer
-        self.prompts = load_prompts(space.name, prompt_dir)
-        self.mode = mode or self.prompts.mode
+        self.config = config = config or GeniusSettings()
+        self.screen = Screen.from_dict(space, config.screen, config.proposals_per_iteration) if config.screen else None
+        asked = self.screen.proposals if self.screen else config.proposals_per_iteration  # per LLM answer
+        self.prompts = load_prompts(space.name, config.prompt_dir)
+        self.mode = config.mode or self.prompts.mode
         if self.mode not in self.prompts.modes:
             raise LmnasError(f"search.strategy.mode: {self.mode!r} is not supported by the {space.name} prompts "
                              f"(they support {list(self.prompts.modes)})")
-        self.builder = PromptBuilder(space, self.prompts, name_benchmark=name_benchmark, proposals=asked)
-        self.options = {
-            "backend": "replay" if replay else backend, "model": model, "base_url": base_url,
-            "api_key_env": api_key_env, "temperature": temperature,
-            "llm_seed": llm_seed if llm_seed is not None else seed,  # None → the search seed
-            "max_tokens": max_tokens, "timeout_s": timeout_s, "mode": self.mode,
-            "name_benchmark": name_benchmark, "proposals_per_iteration": proposals_per_iteration,
-            "max_retries": max_retries, "on_refusal": on_refusal, "on_exhausted": on_exhausted,
-            "api_retries": api_retries, "backoff_s": backoff_s, "replay": replay,
-            "prompt_dir": prompt_dir, "prompts_sha256": self.prompts.sha256,
-            "screen": self.screen.settings() if self.screen else None,
-        }
-        self.out_dir = Path(out_dir) if out_dir is not None else None
+        self.builder = PromptBuilder(space, self.prompts, name_benchmark=config.name_benchmark, proposals=asked)
+        self.backend_name = "replay" if config.replay else config.backend
+        self.llm_seed = config.llm_seed if config.llm_seed is not None else seed
+        self.out_dir = Path(config.out_dir) if config.out_dir is not None else None
         self.transcript = Transcript(self.out_dir / TRANSCRIPT if self.out_dir else None)
         self.cursor = TranscriptCursor(self.transcript.records, str(self.transcript.path or TRANSCRIPT))
-        inner = _make_backend(self.options["backend"], model=model, base_url=base_url, api_key_env=api_key_env,
-                              timeout_s=timeout_s, replay=replay)
-        self.backend = RetryingBackend(inner, retries=api_retries, backoff_s=backoff_s, on_error=self._on_api_error)
+        self.backend = RetryingBackend(_make_backend(self.backend_name, config), retries=config.api_retries,
+                                       backoff_s=config.backoff_s, on_error=self._on_api_error)
         self.counters = LLMCounters()
         self.history: list[Result] = []  # every told result, in order
         self.evaluated: dict[str, float] = {}  # canonical key → accuracy
@@ -177,7 +180,7 @@ class GeniusStrategy(Strategy):
     def _iterate(self) -> list[tuple[Genotype, str]]:
         messages = self._open_chat()
         wanted = self.builder.proposals
-        for attempt in range(self.options["max_retries"] + 1):
+        for attempt in range(self.config.max_retries + 1):
             response, record = self._request(messages)
             verdict = validate_answer(response.text, self.prompts.answer, self.space, self.evaluated, wanted=wanted)
             accepted = verdict.accepted
@@ -195,11 +198,11 @@ class GeniusStrategy(Strategy):
                 source = "screened" if self.screen is not None else "llm"
                 return [(g, source) for g, _ in accepted]
             self._count_rejection(verdict.rejections[0])
-            if verdict.refused and self.options["on_refusal"] == "stop":
+            if verdict.refused and self.config.on_refusal == "stop":
                 log.info("iteration %d: the model declined to propose; on_refusal=stop ends the search", self.iteration)
                 self.finished = True
                 return []
-            if attempt == self.options["max_retries"]:
+            if attempt == self.config.max_retries:
                 break
             self.counters.retries += 1
             feedback = self.builder.refusal() if verdict.refused else self.builder.rejected(verdict.rejections)
@@ -236,8 +239,8 @@ class GeniusStrategy(Strategy):
 
     def _exhausted(self) -> list[tuple[Genotype, str]]:
         log.info("iteration %d: no valid answer after %d retries (on_exhausted=%s)",
-                 self.iteration, self.options["max_retries"], self.options["on_exhausted"])
-        if self.options["on_exhausted"] == "stop":
+                 self.iteration, self.config.max_retries, self.config.on_exhausted)
+        if self.config.on_exhausted == "stop":
             self.finished = True
             return []
         genotype = self._random_genotype()
@@ -248,7 +251,7 @@ class GeniusStrategy(Strategy):
         if self.cursor.take_fallback(key) is None:
             self._go_live()
             self.transcript.append({"event": "fallback", "iteration": self.iteration, "key": key,
-                                    "reason": f"no valid answer after {self.options['max_retries']} retries",
+                                    "reason": f"no valid answer after {self.config.max_retries} retries",
                                     "at": time.time()})
         self.counters.fallbacks += 1
         return [(genotype, "random")]
@@ -278,17 +281,17 @@ class GeniusStrategy(Strategy):
             self._count_usage(response)
             return response, None
         self._go_live()
-        opts = self.options
+        config = self.config
         started, t0 = time.time(), time.perf_counter()
-        response = self.backend.complete(messages, temperature=opts["temperature"], seed=opts["llm_seed"],
-                                         max_tokens=opts["max_tokens"])
+        response = self.backend.complete(messages, temperature=config.temperature, seed=self.llm_seed,
+                                         max_tokens=config.max_tokens)
         latency = time.perf_counter() - t0
         self.counters.live_requests += 1
         self._count_usage(response)
         record = {
-            "event": "request", "turn": self.counters.requests, "backend": opts["backend"],
-            "model": response.model or opts["model"], "requested_model": opts["model"],
-            "temperature": opts["temperature"], "seed": opts["llm_seed"], "max_tokens": opts["max_tokens"],
+            "event": "request", "turn": self.counters.requests, "backend": self.backend_name,
+            "model": response.model or config.model, "requested_model": config.model,
+            "temperature": config.temperature, "seed": self.llm_seed, "max_tokens": config.max_tokens,
             "started_at": started, "finished_at": started + latency, "latency_s": latency,
             "api_attempts": self.backend.attempts, "usage": response.usage,
             "finish_reason": response.raw_finish_reason, "request_sha256": sha,
@@ -335,7 +338,22 @@ class GeniusStrategy(Strategy):
             write_json(self.out_dir / STATS, self.stats())
 
     def settings(self) -> dict[str, Any]:
-        return {"name": self.name, **self.options}
+        """The settings as resolved (backend, LLM seed, mode), the prompts' sha256 and the screen's
+        settings; saved with every result (the run folder is no setting, so out_dir is left out)."""
+        resolved = {"backend": self.backend_name, "llm_seed": self.llm_seed, "mode": self.mode}
+        options = {k: resolved.get(k, v) for k, v in asdict(self.config).items() if k not in ("out_dir", "screen")}
+        return {"name": self.name, **options, "prompts_sha256": self.prompts.sha256,
+                "screen": self.screen.settings() if self.screen else None}
+
+
+def _create_genius(space: SearchSpace, seed: int, **settings: Any) -> GeniusStrategy:
+    """search.options.genius → the strategy (the registry has refused keys that are no GeniusSettings field)."""
+    return GeniusStrategy(space, seed, GeniusSettings(**settings))
+
+
+_create_genius.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+    [*list(inspect.signature(_create_genius).parameters.values())[:2], *GeniusSettings.parameters()])
+STRATEGIES.register("genius")(_create_genius)
 
 
 class Screen:
@@ -388,14 +406,15 @@ def _check_choice(name: str, value: object, allowed: tuple[object, ...]) -> None
         raise LmnasError(f"search.strategy.{name}: {value!r}, expected one of {list(allowed)}")
 
 
-def _make_backend(name: str, *, model: str, base_url: str | None, api_key_env: str, timeout_s: float,
-                  replay: str | None) -> LLMBackend:
+def _make_backend(name: str, config: GeniusSettings) -> LLMBackend:
+    model, base_url, replay = config.model, config.base_url, config.replay
     if name == "replay":
         if not replay:
             raise LmnasError("search.strategy.replay: the replay backend needs the path of a transcript.jsonl")
         return LLM_BACKENDS.create("replay", path=replay)
     if name == "openai":
-        return LLM_BACKENDS.create("openai", model=model, base_url=base_url, api_key_env=api_key_env, timeout_s=timeout_s)
+        return LLM_BACKENDS.create("openai", model=model, base_url=base_url, api_key_env=config.api_key_env,
+                                   timeout_s=config.timeout_s)
     if base_url is not None:
         raise LmnasError(f"search.strategy.base_url: only the openai backend takes a base_url, not {name!r}")
     return LLM_BACKENDS.create(name, model=model)

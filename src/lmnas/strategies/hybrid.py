@@ -11,7 +11,7 @@ The rule (ask number n = 1, 2, …):
   population holds the LLM's proposals. When the LLM stops (a refusal with on_refusal=stop,
   or on_exhausted=stop), evolution carries on alone.
 Both parts are reused by composition; every GENIUS setting passes through unchanged (the
-constructor's signature lists them, so the registry checks them like any other setting).
+constructor's signature lists GeniusSettings' fields, so the registry checks them like any other setting).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from lmnas.evaluation.base import EvalResult
 from lmnas.spaces.base import Genotype, SearchSpace
 from lmnas.strategies import STRATEGIES
 from lmnas.strategies.base import Strategy
-from lmnas.strategies.genius import GeniusStrategy
+from lmnas.strategies.genius import GeniusSettings, GeniusStrategy
 from lmnas.strategies.regularized_evolution import RegularizedEvolution
 
 MUTANT_TRIES = 100
@@ -33,9 +33,7 @@ MUTANT_TRIES = 100
 def with_genius_settings(init: Any) -> Any:
     """Advertise GeniusStrategy's keyword settings in the signature of an `__init__(..., **genius)`."""
     own = [p for p in inspect.signature(init).parameters.values() if p.kind != p.VAR_KEYWORD]
-    genius = [p.replace(kind=p.KEYWORD_ONLY) for name, p in inspect.signature(GeniusStrategy.__init__).parameters.items()
-              if name not in ("self", "space", "seed")]
-    init.__signature__ = inspect.Signature(own + genius)
+    init.__signature__ = inspect.Signature(own + GeniusSettings.parameters())
     return init
 
 
@@ -57,7 +55,7 @@ class GeniusHybrid(Strategy):
         if population < 1 or sample_size < 1 or llm_every < 1:
             raise LmnasError(f"search.strategy: need population, sample_size, llm_every >= 1; got "
                              f"{population}, {sample_size}, {llm_every}")
-        self.llm = GeniusStrategy(space, seed, **genius)
+        self.llm = GeniusStrategy(space, seed, GeniusSettings(**genius))
         self.evolution = RegularizedEvolution(space, seed + 1, population=population, sample_size=sample_size)
         self.llm_every = llm_every
         self.asks = 0
