@@ -143,7 +143,7 @@ def test_installed_package_without_a_checkout_needs_a_setting(monkeypatch, tmp_p
 @needs("nas-bench-macro_cifar10.json")
 def test_search_honours_benchmarks_dir(tmp_path):
     """The table evaluator reads the configured folder, not a default beside the package."""
-    from lmnas.search.workflow import search_from_config
+    from lmnas.search.from_config import search_from_config
 
     table = BENCH / "nas-bench-macro_cifar10.json"
     tables = tmp_path / "tables"

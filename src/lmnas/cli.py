@@ -31,7 +31,7 @@ def _writable_folder(out: str) -> Path:
 def _search(args: argparse.Namespace) -> None:
     from lmnas.config import load_yaml, validate_search_section
     from lmnas.search.wiring import needs_archgpt
-    from lmnas.search.workflow import search_from_config
+    from lmnas.search.from_config import search_from_config
 
     for value, flag in ((args.budget, "--budget"), (args.workers, "--workers"), (args.threads, "--threads")):
         _positive(value, flag)
