@@ -131,13 +131,13 @@ def test_benchmarks_dir_setting_env_and_default(tmp_path, monkeypatch):
 
 def test_installed_package_without_a_checkout_needs_a_setting(monkeypatch, tmp_path):
     import lmnas
-    from lmnas import benchmarks_data
+    from lmnas import nas_tables
 
     monkeypatch.delenv("LMNAS_BENCHMARKS_DIR", raising=False)
     monkeypatch.setattr(lmnas, "__file__", str(tmp_path / "site-packages" / "lmnas" / "__init__.py"))
-    assert benchmarks_data.default_benchmarks_dir() is None
+    assert nas_tables.default_benchmarks_dir() is None
     with pytest.raises(LmnasError, match="LMNAS_BENCHMARKS_DIR"):
-        benchmarks_data.resolve_benchmarks_dir(None)
+        nas_tables.resolve_benchmarks_dir(None)
 
 
 @needs("nas-bench-macro_cifar10.json")
