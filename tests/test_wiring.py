@@ -17,7 +17,7 @@ import pytest
 from lmnas.archgpt import ArchGPTConfig, train_archgpt
 from lmnas.config import load_yaml, resolve, schema
 from lmnas.corpus import encode_corpus
-from lmnas.data.prepare import DatasetSpec
+from lmnas.data.spec import DatasetSpec
 from lmnas.errors import LmnasError
 from lmnas.headline import HEADLINES, headline
 from lmnas.io import write_json
