@@ -54,7 +54,7 @@ def main() -> None:
     from lmnas.io import read_json
     from lmnas.nasbench101 import CellSpec
     from lmnas.nasbench101.join import load_joined
-    from lmnas.nasbench101.layers import cell_structures
+    from lmnas.encoding.nb101_layers import cell_structures
     from lmnas.nasbench101.records import load_records
 
     torch.set_num_threads(1)

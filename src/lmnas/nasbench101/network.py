@@ -105,7 +105,7 @@ def network_layout(stem_channels: int, num_stacks: int, cells_per_stack: int) ->
     """The network after its stem, in order, as (step, in channels, out channels): DOWNSAMPLE (the
     2x2/2 max-pool, channels kept) before every stack but the first, then one CELL per cell; a
     stack's first cell doubles the channels. The one statement of the layout: the module, the
-    closed-form parameter count and the computed layer encoding (nasbench101.layers) all walk it."""
+    closed-form parameter count and the computed layer encoding (encoding.nb101_layers) all walk it."""
     cell_in = channels = stem_channels
     for stack in range(num_stacks):
         if stack > 0:

@@ -77,8 +77,8 @@ def block_contexts(
 def vertex_context(space: NASBench101Space, cell: CellSpec, vertex: int, encoding: str = "size-free") -> list[str]:
     """The layer structures that run before interior `vertex`'s op in the first cell (features.1).
     `cell` keeps its vertex order (no canonicalisation), so `vertex` names the same op module.
-    The layers are computed from the cell (`nasbench101.layers`, equal to the traced network's)."""
-    from lmnas.nasbench101.layers import cell_layers
+    The layers are computed from the cell (`encoding.nb101_layers`, equal to the traced network's)."""
+    from lmnas.encoding.nb101_layers import cell_layers
 
     layers = cell_layers(cell, space.num_classes, space.stem_channels, space.num_stacks, space.cells_per_stack,
                          space.input_shape)
