@@ -17,7 +17,7 @@ import torch
 
 from _common import OUT_DIR, print_table, write_result
 from lmnas.archgpt import ArchGPTConfig, train_archgpt
-from lmnas.benchmarks_data import resolve_benchmarks_dir
+from lmnas.nas_tables import resolve_benchmarks_dir
 from lmnas.corpus import encode_corpus
 
 

@@ -64,7 +64,7 @@ TABLE_CHECKPOINTS = (25, 50, 100)  # part (d): table queries at which the best s
 def prepare_inputs(args: argparse.Namespace) -> tuple[Path, Path]:
     """The prepared digits and the architecture GPT's fine-tuned folder (made here if not given)."""
     from lmnas.archgpt import ArchGPTConfig, train_archgpt
-    from lmnas.benchmarks_data import resolve_benchmarks_dir
+    from lmnas.nas_tables import resolve_benchmarks_dir
     from lmnas.corpus import encode_corpus
     from lmnas.data import DatasetSpec, prepare_dataset
 
@@ -201,7 +201,7 @@ def summarise(runs: list[dict[str, Any]], mask_rate: float, inherit: bool, key: 
 
 def paper_parts(args: argparse.Namespace, pool: ProcessPoolExecutor, data: Path, archgpt: Path) -> dict[str, Any]:
     """Parts t4, t6 and vocab (the paper's designs): run, print their tables, return their report."""
-    from lmnas.benchmarks_data import resolve_benchmarks_dir
+    from lmnas.nas_tables import resolve_benchmarks_dir
     from lmnas.strategies import STRATEGIES
 
     parts = [p for p in ("t4", "t6", "vocab") if p in args.parts]
@@ -334,7 +334,7 @@ def search_jobs(args: argparse.Namespace, common: dict[str, Any]) -> list[dict[s
 
 def table_jobs(args: argparse.Namespace, archgpt: Path) -> list[dict[str, Any]]:
     """Part (d): GA and GA+GPT over the NAS-Bench-101 subset table, --table-seeds each."""
-    from lmnas.benchmarks_data import resolve_benchmarks_dir
+    from lmnas.nas_tables import resolve_benchmarks_dir
 
     if "d" not in args.parts:
         return []

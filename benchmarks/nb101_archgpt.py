@@ -49,12 +49,12 @@ def main() -> None:
     from lmnas.archgpt import ArchGPTConfig, train_archgpt
     from lmnas.archgpt.train import evaluate
     from lmnas.archgpt.windows import load_vocab, make_windows, read_corpus
-    from lmnas.benchmarks_data import resolve_benchmarks_dir
+    from lmnas.nas_tables import resolve_benchmarks_dir
     from lmnas.corpus import encode_corpus
     from lmnas.io import read_json
     from lmnas.nasbench101 import CellSpec
     from lmnas.nasbench101.join import load_joined
-    from lmnas.nasbench101.layers import cell_structures
+    from lmnas.encoding.nb101_layers import cell_structures
     from lmnas.nasbench101.records import load_records
 
     torch.set_num_threads(1)

@@ -24,7 +24,7 @@ from _common import print_table, write_result
 
 def encode_chunk(rows: list[tuple[list[list[int]], list[str]]]) -> Counter:
     from lmnas.nasbench101 import CellSpec
-    from lmnas.nasbench101.layers import cell_structures
+    from lmnas.encoding.nb101_layers import cell_structures
 
     counts: Counter = Counter()
     for matrix, ops in rows:
@@ -51,7 +51,7 @@ def main() -> None:
     from lmnas.encoding.trace import trace_layers
     from lmnas.nasbench101 import CellSpec, build_network
     from lmnas.nasbench101.enumerate import read_cells
-    from lmnas.nasbench101.layers import cell_layers
+    from lmnas.encoding.nb101_layers import cell_layers
 
     table = read_cells(args.cells, ["matrix", "ops"])
     rows = list(zip(table.column("matrix").to_pylist(), table.column("ops").to_pylist()))

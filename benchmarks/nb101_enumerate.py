@@ -35,7 +35,7 @@ def main() -> None:
     parser.add_argument("--out")
     args = parser.parse_args()
 
-    from lmnas.benchmarks_data import resolve_benchmarks_dir
+    from lmnas.nas_tables import resolve_benchmarks_dir
     from lmnas.nasbench101.enumerate import NUM_CELLS, enumerate_cells, read_cells, summary
     from lmnas.nasbench101.join import join_results, load_hash_results, params_mismatches
 

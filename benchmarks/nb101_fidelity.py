@@ -23,7 +23,7 @@ def main() -> None:
     import numpy as np
     from scipy import stats
 
-    from lmnas.benchmarks_data import resolve_benchmarks_dir
+    from lmnas.nas_tables import resolve_benchmarks_dir
     from lmnas.nasbench101.join import EPOCHS, load_hash_results
 
     results = load_hash_results(resolve_benchmarks_dir(args.benchmarks_dir) / "nas_bench_101_hash_curves_20k.json")

@@ -51,7 +51,7 @@ def main() -> None:
     from lmnas.archgpt.model import ArchGPTConfig
     from lmnas.archgpt.slot_scoring import (DecodePolicy, candidate_cells, quantile_buckets, reconstruct_cell,
                                             train_opslot, with_ops)
-    from lmnas.benchmarks_data import resolve_benchmarks_dir
+    from lmnas.nas_tables import resolve_benchmarks_dir
     from lmnas.nasbench101.cell import AVAILABLE_OPS, CONV3X3, CellSpec
     from lmnas.nasbench101.join import split_of
     from lmnas.spaces.nas_bench_101 import NASBench101Space, canonical_cell, cell_key

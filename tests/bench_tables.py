@@ -1,6 +1,6 @@
 """Where the tests find the real benchmark tables, and what a missing one does.
 
-The folder is the one the library reads (lmnas.benchmarks_data.resolve_benchmarks_dir: the
+The folder is the one the library reads (lmnas.nas_tables.resolve_benchmarks_dir: the
 LMNAS_BENCHMARKS_DIR variable, else `shared/benchmarks` beside the checkout). A test that reads a
 file of it is marked `@needs("file", ...)` (or calls `require(...)` in its body or fixture).
 Locally a missing file skips the test, naming the file and how to point at the folder. Under CI
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from lmnas.benchmarks_data import ENV_VAR, resolve_benchmarks_dir
+from lmnas.nas_tables import ENV_VAR, resolve_benchmarks_dir
 
 BENCH = resolve_benchmarks_dir()
 MARKER = "benchmark_tables"

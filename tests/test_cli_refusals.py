@@ -155,7 +155,7 @@ def test_a_corrupt_best_json_names_the_file_and_the_fix(tmp_path):
     best = tmp_path / "best.json"
     best.write_text('{"genotype": "1212", "space": {"name": "nas-')
     from lmnas.errors import LmnasError
-    from lmnas.search.workflow import load_best
+    from lmnas.search.outputs import load_best
 
     with pytest.raises(LmnasError, match=r"best.json: not valid JSON .*rerun the search stage"):
         load_best(best)
@@ -165,7 +165,7 @@ def test_a_corrupt_best_json_names_the_file_and_the_fix(tmp_path):
 
 
 def test_the_workflow_recomputes_a_finished_or_changed_search_and_resumes_a_killed_one(tmp_path):
-    from lmnas.search.workflow import search_from_config
+    from lmnas.search.from_config import search_from_config
 
     def stage(batch_size: int, budget: int = 12) -> dict:
         section = {"space": "nas-bench-201", "strategy": "random", "evaluator": "table",

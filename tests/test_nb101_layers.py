@@ -4,7 +4,7 @@ import random
 
 from lmnas.encoding.trace import trace_layers
 from lmnas.nasbench101 import CellSpec, build_network, random_cell
-from lmnas.nasbench101.layers import cell_layers, cell_structures
+from lmnas.encoding.nb101_layers import cell_layers, cell_structures
 
 
 def test_direct_layers_equal_traced_on_a_sample():

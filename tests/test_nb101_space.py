@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from lmnas.benchmarks_data import table_stats
+from lmnas.nas_tables import table_stats
 from lmnas.errors import LmnasError
 from lmnas.evaluation import EVALUATORS
 from lmnas.nasbench101 import CellSpec, build_network, count_parameters, random_cell

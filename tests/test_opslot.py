@@ -19,7 +19,7 @@ from lmnas.archgpt.slot_scoring import (
 )
 from lmnas.errors import LmnasError
 from lmnas.nasbench101.cell import AVAILABLE_OPS, CONV3X3, MAXPOOL3X3, random_cell
-from lmnas.nasbench101.opslot import CELL_ENCODINGS, OP_TOKEN, decode_cell, encode_cell, op_position, to_ids
+from lmnas.encoding.nb101_opslot import CELL_ENCODINGS, OP_TOKEN, decode_cell, encode_cell, op_position, to_ids
 from lmnas.spaces.nas_bench_101 import canonical_cell
 
 TINY = ArchGPTConfig(n_layer=2, n_head=2, n_embd=32, window=16, dropout=0.0)

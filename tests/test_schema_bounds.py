@@ -11,8 +11,8 @@ import jsonschema
 import pytest
 
 from lmnas.config import schema
-from lmnas.data.hf import HfSpec
-from lmnas.data.prepare import DatasetSpec
+from lmnas.data.spec import HfSpec
+from lmnas.data.spec import DatasetSpec
 from lmnas.errors import LmnasError
 from lmnas.search.slurm_executor import SlurmSettings
 from lmnas.training.recipe import TrainRecipe

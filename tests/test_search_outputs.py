@@ -8,7 +8,7 @@ from pathlib import Path
 
 from bench_tables import needs
 
-from lmnas.search.workflow import search_from_config
+from lmnas.search.from_config import search_from_config
 
 RESULTS = ("best.json", "journal.parquet", "curve.png", "config.json")
 SECTION = {"space": "nas-bench-201", "strategy": "regularized-evolution", "evaluator": "table",

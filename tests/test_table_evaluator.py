@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from lmnas.benchmarks_data import ENV_VAR, default_benchmarks_dir, table_stats
+from lmnas.nas_tables import ENV_VAR, default_benchmarks_dir, table_stats
 from lmnas.errors import LmnasError
 from lmnas.evaluation import EVALUATORS
 from lmnas.spaces import create_space

@@ -70,7 +70,7 @@ def test_channel_bench_keys_and_widths():
     assert mob.widths(mob.parse("1111111")) == [32, 192, 192, 192, 64, 384, 256]
     with pytest.raises(LmnasError, match="each one of 1234"):
         res.parse("0432214")
-    # the table can be supplied (GENIUS's Results_*.json, see lmnas.benchmarks_data), so no "no table" claim
+    # the table can be supplied (GENIUS's Results_*.json, see lmnas.nas_tables), so no "no table" claim
     assert "16,384 architectures." in res.describe() and "No result table" not in mob.describe()
 
 

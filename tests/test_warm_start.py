@@ -1,5 +1,5 @@
 """Zero-cost warm start: the seam (`Strategy.initial_candidates`), the ranking, its cost file,
-the run identity, and exact resume through `lmnas.search.api.search` on the real NAS-Bench-201 table."""
+the run identity, and exact resume through `lmnas.search.request.search` on the real NAS-Bench-201 table."""
 
 import dataclasses
 import json
@@ -13,7 +13,7 @@ from lmnas.config import schema, validate_search_section
 from lmnas.errors import LmnasError
 from lmnas.proxies.cache import ProxySpec, ProxyTable
 from lmnas.proxies.warm_start import STATS, WarmStart, draw_pool
-from lmnas.search.api import SearchRequest, search
+from lmnas.search.request import SearchRequest, search
 from lmnas.search.runner import Budget
 from lmnas.spaces import create_space
 from lmnas.strategies import STRATEGIES, create_strategy
@@ -159,7 +159,7 @@ def test_schema_holds_the_warm_start_defaults():
 
 @needs("nasbench201_cifar10.json")
 def test_the_workflow_config_section_reaches_the_warm_start(tmp_path):
-    from lmnas.search.workflow import search_from_config
+    from lmnas.search.from_config import search_from_config
 
     section = {"space": "nas-bench-201", "strategy": "regularized-evolution", "evaluator": "table",
                "budget": {"evaluations": 6}, "warm_start": warm(tmp_path, top=3),

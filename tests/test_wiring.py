@@ -17,7 +17,7 @@ import pytest
 from lmnas.archgpt import ArchGPTConfig, train_archgpt
 from lmnas.config import load_yaml, resolve, schema
 from lmnas.corpus import encode_corpus
-from lmnas.data.prepare import DatasetSpec
+from lmnas.data.spec import DatasetSpec
 from lmnas.errors import LmnasError
 from lmnas.headline import HEADLINES, headline
 from lmnas.io import write_json
@@ -131,19 +131,19 @@ def test_benchmarks_dir_setting_env_and_default(tmp_path, monkeypatch):
 
 def test_installed_package_without_a_checkout_needs_a_setting(monkeypatch, tmp_path):
     import lmnas
-    from lmnas import benchmarks_data
+    from lmnas import nas_tables
 
     monkeypatch.delenv("LMNAS_BENCHMARKS_DIR", raising=False)
     monkeypatch.setattr(lmnas, "__file__", str(tmp_path / "site-packages" / "lmnas" / "__init__.py"))
-    assert benchmarks_data.default_benchmarks_dir() is None
+    assert nas_tables.default_benchmarks_dir() is None
     with pytest.raises(LmnasError, match="LMNAS_BENCHMARKS_DIR"):
-        benchmarks_data.resolve_benchmarks_dir(None)
+        nas_tables.resolve_benchmarks_dir(None)
 
 
 @needs("nas-bench-macro_cifar10.json")
 def test_search_honours_benchmarks_dir(tmp_path):
     """The table evaluator reads the configured folder, not a default beside the package."""
-    from lmnas.search.workflow import search_from_config
+    from lmnas.search.from_config import search_from_config
 
     table = BENCH / "nas-bench-macro_cifar10.json"
     tables = tmp_path / "tables"

@@ -31,7 +31,7 @@ def _writable_folder(out: str) -> Path:
 
 def _search(args: argparse.Namespace) -> None:
     """Build the `search:` section from the config file and the flags, let the library validate and run it."""
-    from lmnas.search.workflow import search_from_config
+    from lmnas.search.from_config import search_from_config
 
     for value, flag in ((args.budget, "--budget"), (args.workers, "--workers"), (args.threads, "--threads")):
         _positive(value, flag)

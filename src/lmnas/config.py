@@ -211,7 +211,7 @@ def _resolve_path(root: Path, path: str) -> Path:
 def _benchmarks_dir(root: Path, setting: str | None) -> Path:
     """The config's folder, else $LMNAS_BENCHMARKS_DIR, else ../shared/benchmarks beside the repo
     (the config's root, which is where the Snakefile is, installed package or not)."""
-    from lmnas.benchmarks_data import ENV_VAR
+    from lmnas.nas_tables import ENV_VAR
 
     return _resolve_path(root, setting or os.environ.get(ENV_VAR) or "../shared/benchmarks")
 

@@ -27,7 +27,7 @@ from lmnas.encoding.vocab import Vocab
 from lmnas.errors import LmnasError
 from lmnas.io import write_json, write_with
 from lmnas.nasbench101.cell import random_cell
-from lmnas.nasbench101.layers import cell_layers
+from lmnas.encoding.nb101_layers import cell_layers
 from lmnas.nasbench101.records import Record, load_records
 
 log = logging.getLogger(__name__)

@@ -292,7 +292,7 @@ def retrain_best(
     run's metrics.json.
     """
     from lmnas.device import resolve_device
-    from lmnas.search.workflow import load_best
+    from lmnas.search.outputs import load_best
 
     train_recipe = TrainRecipe.from_dict(recipe, where="retrain.recipe")
     device = resolve_device(device)

@@ -164,7 +164,7 @@ def transfer_best(
 ) -> dict[str, Any]:
     """Fine-tune the retrained best genotype of a search on another task."""
     from lmnas.device import resolve_device
-    from lmnas.search.workflow import load_best
+    from lmnas.search.outputs import load_best
 
     space, genotype, _ = load_best(best_json)
     model = space.build(genotype)

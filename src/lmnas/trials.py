@@ -3,7 +3,7 @@
 GENIUS reports, per table benchmark, several trials of GPT-4 next to random search and
 regularized evolution at the same number of queries (its Tables 1-3: the accuracy and rank of
 the architecture proposed at every iteration, and the best over the trials as mean ± std).
-`run_trials` runs every (strategy, seed) as a normal search (`lmnas.search.api`, so each folder
+`run_trials` runs every (strategy, seed) as a normal search (`lmnas.search.request`, so each folder
 has its own journal, fingerprint and resume) under `out_dir/<strategy>-seed<seed>/`, and
 `summarise` turns the journals into `trials.json`: per run, the accuracy (searched-on), test
 accuracy and rank of the architecture evaluated at each step and of the best so far. Rank: the
@@ -28,7 +28,8 @@ from tqdm.auto import tqdm
 from lmnas.errors import LmnasError
 from lmnas.evaluation import EVALUATORS
 from lmnas.io import write_json
-from lmnas.search.workflow import chosen, search_from_config
+from lmnas.search.from_config import search_from_config
+from lmnas.search.wiring import chosen
 from lmnas.spaces import create_space
 
 SUMMARY = "trials.json"

@@ -7,7 +7,7 @@ rule search:
         journal=f"{RUN}/search/journal.parquet",
         curve=report(f"{RUN}/search/curve.png", caption="../report/search_curve.rst", category="Search"),
         headline=headline("search"),
-        # The settings the search ran with (lmnas.search.api writes it each run): an out, so DVC and
+        # The settings the search ran with (lmnas.search.request writes it each run): an out, so DVC and
         # Snakemake remove it with the others and no rerun finds a stray file left in the folder.
         config=f"{RUN}/search/config.json",
         # Wall-clock figures (evaluation costs, wall time, resume point): no later stage reads them,

@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from lmnas.search.workflow import search_from_config
+from lmnas.search.from_config import search_from_config
 from lmnas.stage import run_stage
 
 

@@ -1,6 +1,6 @@
 """Fill masked NAS-Bench-101 vertices with an op-slot GPT, scoring whole cells.
 
-A masked vertex is one choice among the three ops (`nasbench101.opslot`), so the GPT never has to
+A masked vertex is one choice among the three ops (`encoding.nb101_opslot`), so the GPT never has to
 guess which of its layer tokens is "the op". Each candidate cell (the original with the masked
 vertices set to some legal ops) is scored by the GPT's total log-likelihood of its full sequence,
 so the choice sees both sides of the slot (the ops after it and the adjacency rows), not only
@@ -25,7 +25,7 @@ from transformers import GPT2LMHeadModel
 from lmnas.archgpt.model import ArchGPTConfig, build_model
 from lmnas.errors import LmnasError
 from lmnas.nasbench101.cell import AVAILABLE_OPS, CellSpec
-from lmnas.nasbench101.opslot import BOS_ID, EOS_ID, MAX_LENGTH, PAD_ID, TOKENS, encode_cell, to_ids
+from lmnas.encoding.nb101_opslot import BOS_ID, EOS_ID, MAX_LENGTH, PAD_ID, TOKENS, encode_cell, to_ids
 from lmnas.nasbench101.canonical import canonical_cell
 
 

@@ -20,7 +20,6 @@ import shutil
 import tempfile
 import weakref
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,48 +28,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
-from lmnas.data.sources import DATASET_SOURCES, EncodedSource, _limit_classes, balanced_subset
+from lmnas.data.sources import EncodedSource, _limit_classes, balanced_subset
+from lmnas.data.spec import HfSpec
 from lmnas.errors import LmnasError
-from lmnas.fields import from_mapping
 
 # Rows per batch written to the streaming spool: bounds memory, keeps the per-batch overhead negligible.
 _SPOOL_BATCH = 512
-OFFICIAL_SPLITS = ("train", "test")
 
 
-@dataclass
-class HfSpec:
-    """`datasets.<name>.hf` in the config: which Hub dataset, which splits and columns."""
-
-    path: str | None = None  # Hub id (uoft-cs/cifar10); unused when the dataset's root is a local copy
-    name: str | None = None  # Hub config name (e.g. plain_text); with a local Parquet root, a subfolder
-    revision: str | None = None  # Hub branch, tag or commit: pin it for reproducible runs
-    # lmnas's official split → the dataset's split name; no test entry: test is carved from train.
-    splits: dict[str, str] = field(default_factory=lambda: {"train": "train", "test": "test"})
-    image_column: str = "image"
-    label_column: str = "label"
-    cache_dir: str | None = None  # `datasets` cache; None: its default (~/.cache/huggingface/datasets)
-    streaming: bool = False
-    shuffle_buffer: int = 10_000  # streaming: rows in the shuffle buffer before the balanced subset is taken
-
-    def __post_init__(self) -> None:
-        unknown = sorted(set(self.splits) - set(OFFICIAL_SPLITS))
-        if unknown or "train" not in self.splits:
-            raise LmnasError(
-                f"dataset.hf.splits must map 'train' (and optionally 'test') to split names, got {self.splits}"
-            )
-        self.splits = {k: str(v) for k, v in self.splits.items() if v is not None}
-        if self.shuffle_buffer < 1:
-            raise LmnasError(f"dataset.hf.shuffle_buffer must be >= 1, got {self.shuffle_buffer}")
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any] | HfSpec, where: str = "dataset.hf") -> HfSpec:
-        if isinstance(data, HfSpec):
-            return data
-        return from_mapping(cls, data, where)
-
-
-@DATASET_SOURCES.register("hf")
 def load_hf_source(
     *,
     root: Path | None,

@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import dataclasses
 import multiprocessing
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor
 from contextlib import contextmanager
 from itertools import repeat
-from dataclasses import dataclass
 from math import ceil
 from pathlib import Path
 from typing import Any
@@ -31,14 +30,11 @@ import pyarrow.parquet as pq
 from lmnas.data import encode as enc
 from lmnas.data.shards import MANIFEST_NAME
 from lmnas.data.sources import EncodedSource, Source, SourceData, class_groups, load_source
+from lmnas.data.spec import ENCODED_SOURCES, SPLITS, DatasetSpec
 from lmnas.identity import sha256_file
 from lmnas.errors import LmnasError
-from lmnas.fields import from_mapping
 from lmnas.io import atomic_path, write_json, write_with
 
-SPLITS = ("train", "val", "test")
-# Sources whose images are stored encoded (photos of any size); the rest store raw pixels.
-ENCODED_SOURCES = ("hf", "imagenet")
 MANIFEST_FORMAT = "lmnas-prepared/1"
 # Parquet binary columns use int32 offsets (2 GiB per chunk); 1 GiB shards stay well inside.
 MAX_SHARD_BYTES = 1 << 30
@@ -53,71 +49,6 @@ _STATS_VALUES = 1 << 22
 RAW_SHARD_ROWS = 50_000
 ENCODED_SHARD_ROWS = 1_000
 ENCODED_ROW_GROUP = 256
-
-
-@dataclass
-class DatasetSpec:
-    """What to prepare. Fractions are of the pool they are carved from (see split_indices)."""
-
-    source: str
-    root: str | None = None
-    download: bool = False
-    verify: bool = True  # torchvision md5 checks of the CIFAR archives
-    classes: list[int] | None = None  # keep these labels, remapped to 0..k-1 in this order
-    val_fraction: float = 0.1  # of the train pool
-    test_fraction: float = 0.2  # of everything; only for sources without an official test split
-    image_size: int | None = None  # square side in pixels; None keeps the source's (ImageNet: 64)
-    subset_fraction: float = 1.0  # class-balanced subset of each official split
-    max_classes: int | None = None  # keep the first k classes of the source
-    max_per_split: dict[str, int] | None = None  # stratified cap on rows per split
-    hf: dict[str, Any] | None = None  # source hf only: Hub id, splits, columns (lmnas.data.hf.HfSpec)
-    # Encoded sources (imagenet, hf) only: which bytes to store (lmnas.data.encode.EncodeSpec)
-    encode: dict[str, Any] | None = None
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.source, str) or not self.source:
-            raise LmnasError(f"dataset.source must be a source name, got {self.source!r}")
-        for name in ("val_fraction", "test_fraction"):
-            value = getattr(self, name)
-            if not 0.0 < value < 1.0:
-                raise LmnasError(f"dataset.{name} must be in (0, 1), got {value}")
-        if not 0.0 < self.subset_fraction <= 1.0:
-            raise LmnasError(f"dataset.subset_fraction must be in (0, 1], got {self.subset_fraction}")
-        if self.image_size is not None and self.image_size < 8:
-            raise LmnasError(f"dataset.image_size must be a pixel count >= 8, got {self.image_size}")
-        if self.max_classes is not None and self.max_classes < 2:
-            raise LmnasError(f"dataset.max_classes must be >= 2, got {self.max_classes}")
-        if self.classes is not None:
-            self.classes = [int(c) for c in self.classes]
-            if not self.classes or len(set(self.classes)) != len(self.classes):
-                raise LmnasError(
-                    f"dataset.classes must be a non-empty list of distinct labels, got {self.classes}"
-                )
-        if self.hf is not None and self.source != "hf":
-            raise LmnasError(f"dataset.hf is only read by source: hf, not {self.source!r}")
-        if self.source == "hf":  # validate now, keep the plain mapping for the manifest
-            from lmnas.data.hf import HfSpec
-
-            self.hf = dataclasses.asdict(HfSpec.from_dict(self.hf or {}))
-        if self.encode is not None and self.source not in ENCODED_SOURCES:
-            raise LmnasError(
-                f"dataset.encode is only read by the encoded sources {ENCODED_SOURCES}, not {self.source!r}"
-            )
-        if self.source in ENCODED_SOURCES:
-            self.encode = dataclasses.asdict(enc.EncodeSpec.from_dict(self.encode))
-        if self.max_per_split is not None:
-            unknown = sorted(set(self.max_per_split) - set(SPLITS))
-            if unknown or any(int(v) < 1 for v in self.max_per_split.values()):
-                raise LmnasError(
-                    f"dataset.max_per_split must map {'/'.join(SPLITS)} to positive row counts, "
-                    f"got {self.max_per_split}"
-                )
-            self.max_per_split = {k: int(v) for k, v in self.max_per_split.items()}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any], where: str = "dataset") -> DatasetSpec:
-        """Build from a config mapping, naming `where` and the known fields on a typo."""
-        return from_mapping(cls, data, where, required=("source",))
 
 
 def prepare_dataset(

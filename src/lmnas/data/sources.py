@@ -13,16 +13,14 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple, Union
+from typing import NamedTuple, Union
 
 import numpy as np
 import torch
 
+from lmnas.data.spec import DatasetSpec
 from lmnas.errors import LmnasError
 from lmnas.registry import Registry
-
-if TYPE_CHECKING:
-    from lmnas.data.prepare import DatasetSpec
 
 
 class SourceData(NamedTuple):

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lmnas.benchmarks_data import (
+from lmnas.nas_tables import (
     TableSpec,
     TableStats,
     load_spec_table,

@@ -18,6 +18,7 @@ count is that of the order stored in its tfrecord.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 import torch
 from torch import nn
@@ -26,6 +27,7 @@ from lmnas.nasbench101.cell import CONV1X1, CONV3X3, MAXPOOL3X3, CellSpec
 
 BN_MOMENTUM = 1.0 - 0.997  # TF keeps 0.997 of the running stat per step; PyTorch weighs the new batch
 BN_EPS = 1e-5
+DOWNSAMPLE, CELL = "downsample", "cell"
 
 
 class ConvBnRelu(nn.Sequential):
@@ -99,6 +101,21 @@ class NB101Cell(nn.Module):
         return out
 
 
+def network_layout(stem_channels: int, num_stacks: int, cells_per_stack: int) -> Iterator[tuple[str, int, int]]:
+    """The network after its stem, in order, as (step, in channels, out channels): DOWNSAMPLE (the
+    2x2/2 max-pool, channels kept) before every stack but the first, then one CELL per cell; a
+    stack's first cell doubles the channels. The one statement of the layout: the module, the
+    closed-form parameter count and the computed layer encoding (encoding.nb101_layers) all walk it."""
+    cell_in = channels = stem_channels
+    for stack in range(num_stacks):
+        if stack > 0:
+            yield DOWNSAMPLE, cell_in, cell_in
+            channels *= 2
+        for _ in range(cells_per_stack):
+            yield CELL, cell_in, channels
+            cell_in = channels
+
+
 class NB101Network(nn.Module):
     def __init__(
         self,
@@ -115,15 +132,12 @@ class NB101Network(nn.Module):
         self.cell = cell
         layers: list[nn.Module] = [ConvBnRelu(in_channels, stem_channels, 3, bn_momentum)]
         channels = stem_channels
-        for stack in range(num_stacks):
-            cell_in = channels
-            if stack > 0:
+        for step, cell_in, channels in network_layout(stem_channels, num_stacks, cells_per_stack):
+            if step == DOWNSAMPLE:
                 # TF 'same' 2x2/2 pooling pads at the end for odd sizes, i.e. ceil_mode.
                 layers.append(nn.MaxPool2d(2, 2, ceil_mode=True))
-                channels *= 2
-            for _ in range(cells_per_stack):
+            else:
                 layers.append(NB101Cell(cell, cell_in, channels, bn_momentum))
-                cell_in = channels
         self.features = nn.Sequential(*layers)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(channels, num_classes)
@@ -195,18 +209,15 @@ def network_parameters(
 
     total = conv_bn(in_channels, stem_channels, 3)
     channels = stem_channels
-    for stack in range(num_stacks):
-        cell_in = channels
-        if stack > 0:
-            channels *= 2
-        for _ in range(cells_per_stack):
-            widths = compute_vertex_channels(cell_in, channels, m)
-            for t in range(1, n - 1):
-                if m[0][t]:
-                    total += conv_bn(cell_in, widths[t], 1)
-                if cell.ops[t] != MAXPOOL3X3:
-                    total += conv_bn(widths[t], widths[t], 3 if cell.ops[t] == CONV3X3 else 1)
-            if m[0][n - 1]:
-                total += conv_bn(cell_in, channels, 1)
-            cell_in = channels
+    for step, cell_in, channels in network_layout(stem_channels, num_stacks, cells_per_stack):
+        if step == DOWNSAMPLE:
+            continue  # the max-pool has no parameters
+        widths = compute_vertex_channels(cell_in, channels, m)
+        for t in range(1, n - 1):
+            if m[0][t]:
+                total += conv_bn(cell_in, widths[t], 1)
+            if cell.ops[t] != MAXPOOL3X3:
+                total += conv_bn(widths[t], widths[t], 3 if cell.ops[t] == CONV3X3 else 1)
+        if m[0][n - 1]:
+            total += conv_bn(cell_in, channels, 1)
     return total + channels * num_classes + num_classes

@@ -1,5 +1,5 @@
-"""Search artefacts: best.json, journal.parquet and the search-curve plot (the result), and
-timings.json (how the run went).
+"""Search artefacts: best.json (written here, read back by `load_best`), journal.parquet and the
+search-curve plot (the result), and timings.json (how the run went).
 
 The result files are what later stages read (retrain, transfer, report) and what DVC and
 Snakemake hash: they hold only what the search found, so a search that reruns to the same result
@@ -19,9 +19,11 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from lmnas.errors import LmnasError
 from lmnas.identity import sha256_file
-from lmnas.io import write_json, write_text, write_with
+from lmnas.io import read_json, write_json, write_text, write_with
 from lmnas.search.runner import best_row
+from lmnas.spaces import SearchSpace, create_space
 
 RESULT_FILES = ("config.json", "journal.parquet", "curve.png", "timings.json", "best.json")
 KEPT_DIR = ".outputs"
@@ -124,3 +126,16 @@ def restore_outputs(folder: Path) -> list[str]:
             restored.append(name)
     shutil.rmtree(kept, ignore_errors=True)
     return restored
+
+
+def load_best(best_json: Path) -> tuple[SearchSpace, Any, dict[str, Any]]:
+    """The space (rebuilt from its saved settings) and the best genotype of a search."""
+    fix = "rerun the search stage (snakemake -R search), or point --best at a search's best.json"
+    if not Path(best_json).is_file():
+        raise LmnasError(f"{best_json}: not found; {fix}")
+    best = read_json(best_json, fix=fix)
+    if not isinstance(best, dict) or not isinstance(best.get("space"), dict) or "genotype" not in best:
+        raise LmnasError(f"{best_json}: not a search result (needs 'space' and 'genotype'); {fix}")
+    settings = dict(best["space"])
+    space = create_space(settings.pop("name"), **settings)
+    return space, space.parse(best["genotype"]), best

@@ -34,7 +34,7 @@ STATUS_FILE = "status.json"
 POLICIES = ("refuse", "restart", "workflow")
 # The lmnas code that decides which genotypes are proposed and what they score.
 SEARCH_CODE = ("search", "spaces", "proxies", "strategies", "evaluation", "training", "models", "llm", "prompts",
-               "archgpt", "nasbench101", "encoding", "data", "benchmarks_data.py")
+               "archgpt", "nasbench101", "encoding", "data", "nas_tables.py")
 # Settings that name inputs on disk: their content, not their location, is the identity.
 PATH_SETTINGS = {"prepared_dir", "archgpt_dir", "benchmarks_dir", "replay", "prompt_dir", "candidates_path"}
 # Settings with no effect on results (where output goes, how progress shows, how long to wait).

@@ -19,7 +19,7 @@ def needs_archgpt(strategy: str) -> bool:
 
 
 def writes_transcript(strategy: str) -> bool:
-    """The strategy takes the run folder for its LLM transcript (lmnas.search.api passes it)."""
+    """The strategy takes the run folder for its LLM transcript (lmnas.search.request passes it)."""
     return "out_dir" in STRATEGIES.accepted_settings(strategy)
 
 

@@ -36,12 +36,21 @@ class Choice:
     options: tuple[Any, ...]
 
 
+REGENERATES_BLOCKS = "blocks"
+REGENERATES_VERTEX_OPS = "vertex-ops"
+
+
 class SearchSpace(ABC):
     name: str = ""
     input_shape: tuple[int, int, int] = (3, 32, 32)  # (C, H, W) the networks are built for
     num_classes: int = 10
     # How `key` rewrites a genotype given another way (told to a user who sees the rewrite).
     canonical_form: str = "the same architecture, written as the space keys it"
+    # What an architecture GPT re-generates when a GPT strategy (ga-gpt, random-gpt) reconstructs a
+    # genotype: REGENERATES_BLOCKS (whole blocks, left to right), REGENERATES_VERTEX_OPS (the ops of a
+    # cell's interior vertices; the non-GPT reconstructors pick ops too), or None: no GPT strategy
+    # can search the space. The strategies switch on this, never on the space's class.
+    regenerates: str | None = None
 
     @abstractmethod
     def sample(self, rng: random.Random) -> Genotype: ...

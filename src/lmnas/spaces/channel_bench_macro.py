@@ -7,7 +7,7 @@ them stride 2 (16 → 8 px), global average pool, linear classifier.
 
 No result table is shipped in ../shared/benchmarks: table lookup needs Results_ResNet.json /
 Results_MobileNet.json from GENIUS's repository in the benchmarks folder (see
-lmnas.benchmarks_data); without them the spaces can still be built and trained.
+lmnas.nas_tables); without them the spaces can still be built and trained.
 """
 
 from __future__ import annotations

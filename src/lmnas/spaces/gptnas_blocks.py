@@ -22,7 +22,7 @@ from torchvision.ops import Conv2dNormActivation
 
 from lmnas.errors import LmnasError
 from lmnas.spaces import SPACES
-from lmnas.spaces.base import Choice, SearchSpace
+from lmnas.spaces.base import REGENERATES_BLOCKS, Choice, SearchSpace
 
 # `torchvision.models.googlenet` is shadowed by the builder function of the same name.
 _googlenet = importlib.import_module("torchvision.models.googlenet")
@@ -100,6 +100,7 @@ class BlockNet(nn.Module):
 @SPACES.register("gptnas-blocks")
 class GPTNASBlockSpace(SearchSpace):
     name = "gptnas-blocks"
+    regenerates = REGENERATES_BLOCKS
 
     def __init__(
         self,

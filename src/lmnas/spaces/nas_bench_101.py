@@ -44,7 +44,7 @@ from lmnas.nasbench101 import AVAILABLE_OPS, CellSpec, build_network, random_cel
 from lmnas.nasbench101.canonical import canonical_cell
 from lmnas.nasbench101.cell import INPUT, MAX_VERTICES, OUTPUT, Matrix
 from lmnas.spaces import SPACES
-from lmnas.spaces.base import Choice, SearchSpace
+from lmnas.spaces.base import REGENERATES_VERTEX_OPS, Choice, SearchSpace
 
 # Key codes of AVAILABLE_OPS, in its order (conv3x3, conv1x1, maxpool3x3).
 OP_CODES: tuple[str, ...] = ("c3", "c1", "mp")
@@ -261,6 +261,7 @@ def _try_cell(matrix: list[list[int]], ops: list[str]) -> CellSpec | None:
 @SPACES.register("nas-bench-101")
 class NASBench101Space(SearchSpace):
     name = "nas-bench-101"
+    regenerates = REGENERATES_VERTEX_OPS
 
     def __init__(
         self,

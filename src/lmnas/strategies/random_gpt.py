@@ -17,9 +17,9 @@ from typing import Any
 from lmnas.errors import LmnasError
 from lmnas.evaluation.base import EvalResult
 from lmnas.nasbench101 import CellSpec
-from lmnas.spaces.base import Genotype, SearchSpace
-from lmnas.spaces.gptnas_blocks import CODE_OF_LABEL, GPTNASBlockSpace
-from lmnas.spaces.nas_bench_101 import NASBench101Space, canonical_cell
+from lmnas.spaces.base import REGENERATES_BLOCKS, Genotype, SearchSpace
+from lmnas.spaces.gptnas_blocks import CODE_OF_LABEL
+from lmnas.spaces.nas_bench_101 import canonical_cell
 from lmnas.strategies import STRATEGIES
 from lmnas.strategies.base import Strategy
 from lmnas.strategies.ga_gpt import block_contexts, load_predictor, predict_op, vertex_context
@@ -50,7 +50,7 @@ class RandomWithGPT(Strategy):
         self.mask_rate = float(mask_rate)
         self.temperature = float(temperature)
         self.batch_size = int(batch_size)
-        blocks = isinstance(space, GPTNASBlockSpace)
+        blocks = space.regenerates == REGENERATES_BLOCKS
         self.allowed = [space.block_label(code) for code in space.block_types] if blocks else []
         self.regenerated = 0  # units the GPT re-generated so far
 
@@ -64,7 +64,7 @@ class RandomWithGPT(Strategy):
         return [i for i in range(count) if self.rng.random() < self.mask_rate] if self.mask_rate > 0 else []
 
     def reconstruct(self, genotype: Genotype) -> Genotype:
-        if isinstance(self.space, GPTNASBlockSpace):
+        if self.space.regenerates == REGENERATES_BLOCKS:
             blocks = list(genotype)
             for i in self.masked(len(blocks)):  # left to right: later blocks see the re-generated ones
                 context = block_contexts(self.space, tuple(blocks), self.predictor.encoding)[i]

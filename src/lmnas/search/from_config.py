@@ -11,14 +11,13 @@ from lmnas.device import resolve_device
 from lmnas.config import validate_search_section
 from lmnas.errors import LmnasError
 from lmnas.evaluation import EVALUATORS
-from lmnas.io import read_json
-from lmnas.search.api import SearchRequest, search
+from lmnas.search.request import SearchRequest, search
 from lmnas.search.runner import Budget
 from lmnas.search.wiring import chosen, needs_archgpt, reads_data, takes_data_shape
-from lmnas.spaces import SPACES, SearchSpace, create_space
+from lmnas.spaces import SPACES
 from lmnas.strategies import STRATEGIES
 
-__all__ = ["chosen", "load_best", "search_from_config"]
+__all__ = ["search_from_config"]
 
 
 def search_from_config(
@@ -75,15 +74,3 @@ def search_from_config(
                             warm_start=search_cfg.get("warm_start"))
     return search(request)
 
-
-def load_best(best_json: Path) -> tuple[SearchSpace, Any, dict[str, Any]]:
-    """The space (rebuilt from its saved settings) and the best genotype of a search."""
-    fix = "rerun the search stage (snakemake -R search), or point --best at a search's best.json"
-    if not Path(best_json).is_file():
-        raise LmnasError(f"{best_json}: not found; {fix}")
-    best = read_json(best_json, fix=fix)
-    if not isinstance(best, dict) or not isinstance(best.get("space"), dict) or "genotype" not in best:
-        raise LmnasError(f"{best_json}: not a search result (needs 'space' and 'genotype'); {fix}")
-    settings = dict(best["space"])
-    space = create_space(settings.pop("name"), **settings)
-    return space, space.parse(best["genotype"]), best

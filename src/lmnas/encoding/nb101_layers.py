@@ -15,7 +15,7 @@ from functools import lru_cache
 
 from lmnas.encoding.layers import Layer
 from lmnas.nasbench101.cell import CONV3X3, MAXPOOL3X3, CellSpec
-from lmnas.nasbench101.network import compute_vertex_channels
+from lmnas.nasbench101.network import DOWNSAMPLE, compute_vertex_channels, network_layout
 
 _CELL_BLOCK = "NB101Cell"
 
@@ -45,29 +45,28 @@ def cell_layers(
         add(type="ReLU", name=f"{name}.2", in_size=(h, w, c1), out_size=(h, w, c1), block=block)
 
     conv_bn_relu("features.0", c_in, stem_channels, 3, "")
-    channels, index = stem_channels, 1
-    for stack in range(num_stacks):
-        cell_in = channels
-        if stack > 0:
+    channels = stem_channels
+    # features.0 is the stem: the layout's steps are features.1, features.2, ... in order.
+    for index, (step, cell_in, channels) in enumerate(network_layout(stem_channels, num_stacks, cells_per_stack), 1):
+        if step == DOWNSAMPLE:
             out_h, out_w = -(-h // 2), -(-w // 2)
             add(type="MaxPool2d", name=f"features.{index}", in_size=(h, w, channels), out_size=(out_h, out_w, channels),
                 kernel=(2, 2), stride=(2, 2), padding=(0, 0), dilation=(1, 1))
-            h, w, index, channels = out_h, out_w, index + 1, channels * 2
-        for _ in range(cells_per_stack):
-            widths = compute_vertex_channels(cell_in, channels, m)
-            prefix = f"features.{index}"
-            for t in range(1, n - 1):
-                if m[0][t]:
-                    conv_bn_relu(f"{prefix}.projections.{t}", cell_in, widths[t], 1, _CELL_BLOCK)
-                c = widths[t]
-                if cell.ops[t] == MAXPOOL3X3:
-                    add(type="MaxPool2d", name=f"{prefix}.vertex_ops.{t}", in_size=(h, w, c), out_size=(h, w, c),
-                        kernel=(3, 3), stride=(1, 1), padding=(1, 1), dilation=(1, 1), block=_CELL_BLOCK)
-                else:
-                    conv_bn_relu(f"{prefix}.vertex_ops.{t}", c, c, 3 if cell.ops[t] == CONV3X3 else 1, _CELL_BLOCK)
-            if m[0][n - 1]:
-                conv_bn_relu(f"{prefix}.projections.{n - 1}", cell_in, channels, 1, _CELL_BLOCK)
-            cell_in, index = channels, index + 1
+            h, w = out_h, out_w
+            continue
+        widths = compute_vertex_channels(cell_in, channels, m)
+        prefix = f"features.{index}"
+        for t in range(1, n - 1):
+            if m[0][t]:
+                conv_bn_relu(f"{prefix}.projections.{t}", cell_in, widths[t], 1, _CELL_BLOCK)
+            c = widths[t]
+            if cell.ops[t] == MAXPOOL3X3:
+                add(type="MaxPool2d", name=f"{prefix}.vertex_ops.{t}", in_size=(h, w, c), out_size=(h, w, c),
+                    kernel=(3, 3), stride=(1, 1), padding=(1, 1), dilation=(1, 1), block=_CELL_BLOCK)
+            else:
+                conv_bn_relu(f"{prefix}.vertex_ops.{t}", c, c, 3 if cell.ops[t] == CONV3X3 else 1, _CELL_BLOCK)
+        if m[0][n - 1]:
+            conv_bn_relu(f"{prefix}.projections.{n - 1}", cell_in, channels, 1, _CELL_BLOCK)
     add(type="AdaptiveAvgPool2d", name="pool", in_size=(h, w, channels), out_size=(1, 1, channels))
     add(type="Linear", name="classifier", in_size=(channels,), out_size=(num_classes,), bias_used=True)
     return layers
@@ -92,23 +91,20 @@ def cell_structures(
 
     conv_bn_relu(input_shape[0], stem_channels, 3)
     channels = stem_channels
-    for stack in range(num_stacks):
-        cell_in = channels
-        if stack > 0:
+    for step, cell_in, channels in network_layout(stem_channels, num_stacks, cells_per_stack):
+        if step == DOWNSAMPLE:
             tokens.append(_token("MaxPool2d", 2, "same"))
-            channels *= 2
-        for _ in range(cells_per_stack):
-            widths = compute_vertex_channels(cell_in, channels, m)
-            for t in range(1, n - 1):
-                if m[0][t]:
-                    conv_bn_relu(cell_in, widths[t], 1)
-                if cell.ops[t] == MAXPOOL3X3:
-                    tokens.append(_token("MaxPool2d", 3, "same"))
-                else:
-                    conv_bn_relu(widths[t], widths[t], 3 if cell.ops[t] == CONV3X3 else 1)
-            if m[0][n - 1]:
-                conv_bn_relu(cell_in, channels, 1)
-            cell_in = channels
+            continue
+        widths = compute_vertex_channels(cell_in, channels, m)
+        for t in range(1, n - 1):
+            if m[0][t]:
+                conv_bn_relu(cell_in, widths[t], 1)
+            if cell.ops[t] == MAXPOOL3X3:
+                tokens.append(_token("MaxPool2d", 3, "same"))
+            else:
+                conv_bn_relu(widths[t], widths[t], 3 if cell.ops[t] == CONV3X3 else 1)
+        if m[0][n - 1]:
+            conv_bn_relu(cell_in, channels, 1)
     tokens.append(_token("AdaptiveAvgPool2d", 0, "same"))
     tokens.append(_token("Linear", 0, _change(channels, num_classes)))
     return tokens

@@ -1,6 +1,6 @@
 """The op-slot encoding of a NAS-Bench-101 cell: one token per vertex, one per adjacency row.
 
-The paper's layer encoding (`nasbench101.layers`) spells a cell as the layers of the built
+The paper's layer encoding (`encoding.nb101_layers`) spells a cell as the layers of the built
 network, where a vertex's op is several tokens and 1x1 projections look like the conv1x1 op, so
 a masked slot is not one decision (issue 18). Here a cell is
 
@@ -56,7 +56,7 @@ def encode_cell(cell: CellSpec, bucket: int | None = None) -> list[str]:
 @CELL_ENCODINGS.register("layers")
 def encode_cell_layers(cell: CellSpec, bucket: int | None = None) -> list[str]:
     """The paper's encoding (GPT-NAS layer structures of the built network); no bucket prefix."""
-    from lmnas.nasbench101.layers import cell_structures
+    from lmnas.encoding.nb101_layers import cell_structures
 
     if bucket is not None:
         raise LmnasError("the layer encoding has no quality-bucket prefix; use the op-slot encoding")
