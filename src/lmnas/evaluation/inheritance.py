@@ -27,7 +27,6 @@ from torch import nn
 from lmnas.errors import LmnasError
 from lmnas.io import atomic_path
 from lmnas.spaces.base import SearchSpace
-from lmnas.spaces.gptnas_blocks import GPTNASBlockSpace
 
 StateDict = dict[str, torch.Tensor]
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,199}")
@@ -94,7 +93,7 @@ def inherit_weights(
     Stem and classifier always come from the parent; block i comes from the parent's block i
     unless the lineage lists it as re-generated, its spec differs, or its tensors do not match.
     """
-    if not isinstance(space, GPTNASBlockSpace):
+    if not space.inherits_weights:
         raise LmnasError(f"weight inheritance needs the gptnas-blocks space, not {space.name!r}")
     key = space.key(tuple(genotype))
     if not isinstance(lineage, dict) or not isinstance(lineage.get("parent"), str):

@@ -23,7 +23,6 @@ from lmnas.evaluation.base import EvalResult, Evaluator
 from lmnas.evaluation.inheritance import Inheritance, WeightStore, inherit_weights
 from lmnas.models import measure
 from lmnas.spaces.base import Genotype, SearchSpace
-from lmnas.spaces.gptnas_blocks import GPTNASBlockSpace
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +79,7 @@ class ProxyTrainingEvaluator(Evaluator):
     ) -> EvalResult:
         from lmnas.training import train_model
 
-        if self.inherit and not isinstance(space, GPTNASBlockSpace):
+        if self.inherit and not space.inherits_weights:
             raise LmnasError(f"search.evaluator.inherit: weight inheritance needs the gptnas-blocks space, "
                              f"not {space.name!r}")
         key = space.key(genotype)

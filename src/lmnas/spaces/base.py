@@ -51,6 +51,9 @@ class SearchSpace(ABC):
     # cell's interior vertices; the non-GPT reconstructors pick ops too), or None: no GPT strategy
     # can search the space. The strategies switch on this, never on the space's class.
     regenerates: str | None = None
+    # Whether a child can take its parent's weights block by block (weight inheritance in the proxy
+    # evaluator): the space then implements `new_blocks(child, parent)` and `block_specs`.
+    inherits_weights: bool = False
 
     @abstractmethod
     def sample(self, rng: random.Random) -> Genotype: ...

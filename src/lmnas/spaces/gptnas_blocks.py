@@ -101,6 +101,7 @@ class BlockNet(nn.Module):
 class GPTNASBlockSpace(SearchSpace):
     name = "gptnas-blocks"
     regenerates = REGENERATES_BLOCKS
+    inherits_weights = True
 
     def __init__(
         self,
