@@ -1,5 +1,7 @@
 """Fixtures and hooks shared by several test files."""
 
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -8,6 +10,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_tables import MARKER, require  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def pytest_configure(config):
@@ -22,35 +26,56 @@ def pytest_runtest_setup(item):
         require(*names)
 
 
+def built_once(tmp_path_factory, worker_id: str, name: str, build) -> Path:
+    """A folder made by `build(folder)` once per test session, whatever the number of pytest-xdist
+    workers: the first worker to ask builds it under the session's shared base (a file lock holds the
+    others back), every worker gets its own copy (mtimes kept), so a test may run Snakemake in it."""
+    if worker_id == "master":  # no xdist: the session's own temporary folder
+        folder = tmp_path_factory.mktemp(name)
+        build(folder)
+        return folder
+    from filelock import FileLock
+
+    shared = tmp_path_factory.getbasetemp().parent / f"shared-{name}"
+    with FileLock(f"{shared}.lock"):
+        if not (shared / ".built").exists():
+            shutil.rmtree(shared, ignore_errors=True)  # a worker's failed build before this one
+            shared.mkdir()
+            build(shared)
+            (shared / ".built").touch()
+    copy = tmp_path_factory.mktemp(name)
+    shutil.copytree(shared, copy, symlinks=True, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".built"))
+    return copy
+
+
 @pytest.fixture(scope="session")
-def archgpt_dir(tmp_path_factory):
+def archgpt_dir(tmp_path_factory, worker_id):
     """A tiny architecture GPT trained on a generated NAS-Bench-101 corpus + the torchvision families."""
-    from lmnas.archgpt import ArchGPTConfig, train_archgpt
-    from lmnas.corpus import encode_corpus
 
-    root = tmp_path_factory.mktemp("archgpt")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        encode_corpus(root / "missing.json", root / "corpus", generate_if_missing=30, seed=0)
-        train_archgpt(root / "corpus", root / "gpt", cfg=ArchGPTConfig(n_embd=32), pretrain_epochs=1,
-                      finetune_epochs=1, batch_size=64, lr=1e-3, seed=0, progress=False)
-    finally:
-        torch.set_num_threads(threads)
-    return root / "gpt" / "finetuned"
+    def build(root: Path) -> None:
+        from lmnas.archgpt import ArchGPTConfig, train_archgpt
+        from lmnas.corpus import encode_corpus
+
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            encode_corpus(root / "missing.json", root / "corpus", generate_if_missing=30, seed=0)
+            train_archgpt(root / "corpus", root / "gpt", cfg=ArchGPTConfig(n_embd=32), pretrain_epochs=1,
+                          finetune_epochs=1, batch_size=64, lr=1e-3, seed=0, progress=False)
+        finally:
+            torch.set_num_threads(threads)
+
+    return built_once(tmp_path_factory, worker_id, "archgpt", build) / "gpt" / "finetuned"
 
 
 @pytest.fixture(scope="session")
-def embedded_default_run(tmp_path_factory):
-    """A working directory in which the whole embedded default chain has run (once per session:
-    the end-to-end test and the HTML-report test share it)."""
-    import subprocess
-    import sys
-    from pathlib import Path
+def embedded_default_run(tmp_path_factory, worker_id):
+    """A working directory in which the whole embedded default chain has run (once per session, for
+    all workers: the end-to-end test and the HTML-report test share it)."""
 
-    repo = Path(__file__).resolve().parents[1]
-    workdir = tmp_path_factory.mktemp("default-run")
-    out = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(repo / "Snakefile"), "--directory",
-                          str(workdir), "--cores", "2"], cwd=workdir, capture_output=True, text=True)
-    assert out.returncode == 0, out.stderr[-5000:]
-    return workdir
+    def build(workdir: Path) -> None:
+        out = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory",
+                              str(workdir), "--cores", "2"], cwd=workdir, capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr[-5000:]
+
+    return built_once(tmp_path_factory, worker_id, "default-run", build)
