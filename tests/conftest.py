@@ -19,6 +19,18 @@ def pytest_configure(config):
                                        "(skipped without them locally, failed under CI; see tests/bench_tables.py)")
 
 
+def pytest_collection_modifyitems(config, items):
+    # Longest files first (xdist hands out one file at a time; pyproject turns off its own
+    # most-tests-first order): a file's own timeout marks say how long its tests take, then files
+    # with a slow test. In name order the longest (test_workflow*.py) started last and ran alone.
+    # The same order in every worker, as xdist requires; within a file the order is unchanged.
+    longest: dict[Path, float] = {}
+    for item in items:
+        marks = [m.args[0] for m in item.iter_markers("timeout") if m.args] + [1 if item.get_closest_marker("slow") else 0]
+        longest[item.path] = max(longest.get(item.path, 0), *marks)
+    items.sort(key=lambda item: -longest[item.path])
+
+
 def pytest_runtest_setup(item):
     # before the test's fixtures: a missing table must not surface as a fixture's error
     names = [name for mark in item.iter_markers(MARKER) for name in mark.args]
