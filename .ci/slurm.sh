@@ -43,7 +43,8 @@ if [ "$PHASE" = all ] || [ "$PHASE" = accounting ]; then
 up 1
 SINCE=$(date +%FT%T)
 t=$(date +%s)
-smk 1500 --profile workflow/profiles/slurm-ci --configfile .ci/slurm-ci.yaml --directory "$WORK/sacct" \
+# Every stage as its own job on less work (tests/small_chain.yaml): sacct checks states and resources.
+smk 1500 --profile workflow/profiles/slurm-ci --configfile tests/small_chain.yaml .ci/slurm-ci.yaml --directory "$WORK/sacct" \
   > "$WORK/sacct.log" 2>&1 || { tail -50 "$WORK/sacct.log"; exit 1; }
 say "embedded default through the slurm profile (sacct status) in $(( $(date +%s) - t )) s"
 python .ci/slurm_check.py --since "$SINCE" --configfile .ci/slurm-ci.yaml
@@ -63,7 +64,7 @@ say "GPU request beyond the cluster refused, outputs kept"
 # (search.executor: slurm): the search and what follows rerun in the same folder; every candidate
 # job must be COMPLETED in sacct and the whole budget journaled.
 t=$(date +%s)
-smk 900 --profile workflow/profiles/slurm-ci --configfile .ci/slurm-ci.yaml .ci/slurm-executor.yaml \
+smk 900 --profile workflow/profiles/slurm-ci --configfile tests/small_chain.yaml .ci/slurm-ci.yaml .ci/slurm-executor.yaml \
   --directory "$WORK/sacct" --until search > "$WORK/executor.log" 2>&1 || { tail -50 "$WORK/executor.log"; exit 1; }
 python - "$WORK/sacct/results/default/search" <<'EOF_PY'
 import json, subprocess, sys
@@ -100,7 +101,7 @@ say "sacct status without accounting refused in $(( $(date +%s) - t )) s (no han
 # above), so three jobs, two of them dependent (prepare_data ∥ encode_corpus → train_archgpt), suffice.
 t=$(date +%s)
 smk 900 --profile workflow/profiles/slurm-ci --slurm-status-command squeue --directory "$WORK/squeue" \
-  --configfile .ci/slurm-squeue.yaml --until train_archgpt prepare_data \
+  --configfile tests/small_chain.yaml --until train_archgpt prepare_data \
   > "$WORK/squeue.log" 2>&1 || { tail -50 "$WORK/squeue.log"; exit 1; }
 test -s "$WORK/squeue/results/default/archgpt/metrics.json"
 ls "$WORK/squeue/data/prepared/"*/manifest.json > /dev/null

@@ -26,7 +26,8 @@ def pytest_collection_modifyitems(config, items):
     # The same order in every worker, as xdist requires; within a file the order is unchanged.
     longest: dict[Path, float] = {}
     for item in items:
-        marks = [m.args[0] for m in item.iter_markers("timeout") if m.args] + [1 if item.get_closest_marker("slow") else 0]
+        marks = [m.args[0] for m in item.iter_markers("timeout") if m.args]
+        marks.append(1 if item.get_closest_marker("slow") else 0)
         longest[item.path] = max(longest.get(item.path, 0), *marks)
     items.sort(key=lambda item: -longest[item.path])
 

@@ -13,23 +13,16 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-# The embedded default, smaller: 12 one-epoch candidates, short retrain/transfer, a 1-epoch GPT.
-SMALL = {
-    "archgpt": {"pretrain_epochs": 1, "finetune_epochs": 1},
-    "search": {"budget": {"evaluations": 12},
-               "options": {"ga-gpt": {"population": 4, "generations": 2}, "proxy": {"recipe": {"epochs": 1}}}},
-    "retrain": {"recipe": {"epochs": 2}},
-    "transfer": {"recipe": {"epochs": 1}},
-}
+# The embedded default on less work (12 one-epoch candidates, short retrain/transfer, a 1-epoch GPT).
+SMALL = REPO / "tests/small_chain.yaml"
 RESULTS = ("best.json", "journal.parquet", "curve.png", "config.json")
 
 
 def command(root: Path, *args: str) -> list[str]:
     return [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(root),
-            "--cores", "2", "--configfile", str(root / "small.yaml"), *args]
+            "--cores", "2", "--configfile", str(SMALL), *args]
 
 
 def snakemake(root: Path, *args: str) -> subprocess.CompletedProcess:
@@ -88,7 +81,6 @@ def finish_with_the_plain_command(root: Path, killed_at: float, reference: dict[
 @pytest.mark.slow
 @pytest.mark.timeout(5400)
 def test_a_killed_forced_search_is_finished_by_the_plain_command(tmp_path):
-    (tmp_path / "small.yaml").write_text(yaml.safe_dump(SMALL))
     first = snakemake(tmp_path)
     assert first.returncode == 0, first.stderr[-3000:]
     run = tmp_path / "results/default"
