@@ -100,13 +100,11 @@ def _describe(error: jsonschema.ValidationError) -> str:
 
 
 def _check_references(config: dict[str, Any], source: str) -> None:
-    from lmnas.evaluation import EVALUATORS
+    from lmnas.catalog import KINDS, catalog
     from lmnas.search.wiring import reads_data
-    from lmnas.spaces import SPACES
-    from lmnas.strategies import STRATEGIES
 
     search = config["search"]
-    registries = {"space": SPACES, "strategy": STRATEGIES, "evaluator": EVALUATORS}
+    registries = {kind: catalog(kind) for kind in KINDS}
     known = set().union(*(r.names() for r in registries.values()))
     for name in search.get("options", {}):
         if name not in known:

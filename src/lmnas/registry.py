@@ -13,7 +13,47 @@ from lmnas.errors import LmnasError
 T = TypeVar("T")
 
 
-class Registry(Generic[T]):
+class _Names:
+    """Names and accepted settings: what the config check and the workflow's wiring ask of a registry."""
+
+    kind: str
+
+    def names(self) -> list[str]:
+        raise NotImplementedError
+
+    def accepted_settings(self, name: str) -> list[str]:
+        raise NotImplementedError
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.names()
+
+    def check_settings(self, name: str, settings: dict[str, object]) -> None:
+        accepted = self.accepted_settings(name)
+        unknown = sorted(set(settings) - set(accepted))
+        if unknown:
+            raise LmnasError(f"{self.kind} {name!r}: unknown settings {unknown}; accepted settings: {accepted}")
+
+    def _unknown(self, name: str) -> LmnasError:
+        return LmnasError(f"unknown {self.kind} {name!r}; known: {', '.join(self.names())}")
+
+
+class Catalog(_Names):
+    """A registry's names and each factory's accepted settings, without the factories (lmnas.catalog)."""
+
+    def __init__(self, kind: str, settings: dict[str, list[str]]) -> None:
+        self.kind = kind
+        self._settings = settings
+
+    def names(self) -> list[str]:
+        return sorted(self._settings)
+
+    def accepted_settings(self, name: str) -> list[str]:
+        if name not in self._settings:
+            raise self._unknown(name)
+        return list(self._settings[name])
+
+
+class Registry(_Names, Generic[T]):
     def __init__(self, kind: str) -> None:
         self.kind = kind
         self._entries: dict[str, Callable[..., T]] = {}
@@ -56,19 +96,14 @@ class Registry(Generic[T]):
         """The factory's default settings (what an omitted setting means)."""
         return {p.name: p.default for p in self.parameters(name) if p.default is not p.empty}
 
-    def check_settings(self, name: str, settings: dict[str, object]) -> None:
-        accepted = self.accepted_settings(name)
-        unknown = sorted(set(settings) - set(accepted))
-        if unknown:
-            raise LmnasError(f"{self.kind} {name!r}: unknown settings {unknown}; accepted settings: {accepted}")
+    def catalog(self) -> dict[str, list[str]]:
+        return {name: self.accepted_settings(name) for name in self.names()}
 
     def get(self, name: str) -> Callable[..., T]:
         try:
             return self._entries[name]
         except KeyError:
-            raise LmnasError(
-                f"unknown {self.kind} {name!r}; known: {', '.join(sorted(self._entries))}"
-            ) from None
+            raise self._unknown(name) from None
 
     def names(self) -> list[str]:
         return sorted(self._entries)

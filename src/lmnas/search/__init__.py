@@ -1,6 +1,3 @@
-"""Run a search: space × strategy × evaluator under a budget, with a resumable journal."""
-
-from lmnas.search.request import SearchRequest, search
-from lmnas.search.runner import Budget, run_search
-
-__all__ = ["Budget", "SearchRequest", "run_search", "search"]
+"""Run a search: space × strategy × evaluator under a budget, with a resumable journal
+(`lmnas.search.request.search`, `lmnas.search.runner.run_search`). Nothing is imported here, so the
+workflow's wiring (`lmnas.search.wiring`) loads without the registries and torch."""
