@@ -16,6 +16,10 @@ its median accuracy (the rest of the search, mutation and repair, uses the whole
 op prior can repair bad designs (issue 18). Strategies without an initial population (random,
 random-gpt, regularized-evolution) are skipped then.
 
+ga-gpt-online: ga-gpt-opslot whose GPT is fine-tuned on the search's best cells before each offspring
+generation (ga_gpt `online_*`). Settings are tuned on other seeds than the reported ones
+(--first-seed), then changed with --set (e.g. --set ga-gpt-online.online_steps=50).
+
     python benchmarks/nb101_search.py --archgpt benchmarks/out/nb101_archgpt/new/gpt-1ep/finetuned \
         --opslot benchmarks/out/nb101_reconstruct/opslot [--weak-init]
 
@@ -45,9 +49,13 @@ STRATEGIES: dict[str, dict[str, Any]] = {
     "ga-conv3x3": {**GA, "mask_rate": 0.4, "reconstruct": "fixed-op", "reconstruct_initial": True},
     "ga-gpt-opslot": {**GA, "mask_rate": 0.4, "reconstruct": "op-slot", "bucket": 3, "temperature": 0.0,
                       "reconstruct_initial": True},
+    # Beyond the paper: the op-slot GPT fine-tuned on the search's own best before each generation.
+    "ga-gpt-online": {**GA, "mask_rate": 0.4, "reconstruct": "op-slot", "bucket": 3, "temperature": 0.0,
+                      "reconstruct_initial": True, "online_steps": 20, "online_top": 10, "online_lr": 1e-3},
 }
 # The controls are ga-gpt runs under their own names.
-REGISTERED = {"ga-uniform": "ga-gpt", "ga-conv3x3": "ga-gpt", "ga-gpt-opslot": "ga-gpt"}
+REGISTERED = {"ga-uniform": "ga-gpt", "ga-conv3x3": "ga-gpt", "ga-gpt-opslot": "ga-gpt", "ga-gpt-online": "ga-gpt"}
+OPSLOT = {"ga-gpt-opslot", "ga-gpt-online"}  # read the op-slot GPT of --opslot
 NEEDS_GPT = {"ga-gpt", "random-gpt", "ga-uniform", "ga-conv3x3"}  # the last two ignore it (a required setting)
 
 
@@ -58,6 +66,10 @@ def main() -> None:
     parser.add_argument("--opslot", help="save_pretrained folder of an op-slot GPT (for ga-gpt-opslot)")
     parser.add_argument("--split", default="b")
     parser.add_argument("--seeds", type=int, default=20)
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds first-seed .. first-seed+seeds-1 (tune "
+                        "settings on other seeds than the reported ones)")
+    parser.add_argument("--set", nargs="+", default=[], metavar="STRATEGY.KEY=VALUE",
+                        help="override a strategy setting, e.g. ga-gpt-online.online_steps=50 (value as JSON)")
     parser.add_argument("--budgets", type=int, nargs="+", default=[50, 100, 300])
     parser.add_argument("--strategies", nargs="+", default=list(STRATEGIES))
     parser.add_argument("--benchmarks-dir", help="default: ../shared/benchmarks or $LMNAS_BENCHMARKS_DIR")
@@ -68,10 +80,11 @@ def main() -> None:
     args = parser.parse_args()
     if args.merge:
         return merge(args.merge, args.out)
-    if "ga-gpt-opslot" in args.strategies and not args.opslot:
-        parser.error("ga-gpt-opslot needs --opslot (nb101_reconstruct.py --save-opslot DIR)")
+    if OPSLOT & set(args.strategies) and not args.opslot:
+        parser.error(f"{sorted(OPSLOT & set(args.strategies))} need --opslot (nb101_reconstruct.py --save-opslot DIR)")
     if args.weak_init:
         args.strategies = [n for n in args.strategies if n.startswith("ga")]
+    args.set = parse_overrides(args.set, parser)
 
     import copy
 
@@ -106,11 +119,12 @@ def main() -> None:
         settings = dict(STRATEGIES[name])
         if name in NEEDS_GPT:
             settings["archgpt_dir"] = args.archgpt
-        if name == "ga-gpt-opslot":
+        if name in OPSLOT:
             settings["archgpt_dir"] = args.opslot
+        settings.update(args.set.get(name, {}))
         finals: dict[int, list[float]] = {b: [] for b in args.budgets}
         evaluations, seconds, regenerated = 0, 0.0, 0
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             strategy = create_strategy(REGISTERED.get(name, name), space=search_space, seed=seed, **settings)
             t0 = time.perf_counter()
             outcome = run_search(search_space, strategy, evaluator, None, Budget(max(args.budgets)), seed=seed, progress=False)
@@ -146,11 +160,28 @@ def main() -> None:
                  args.out)
 
 
+def parse_overrides(items: list[str], parser: argparse.ArgumentParser) -> dict[str, dict[str, Any]]:
+    import json
+
+    overrides: dict[str, dict[str, Any]] = {}
+    for item in items:
+        target, _, value = item.partition("=")
+        name, _, key = target.partition(".")
+        if name not in STRATEGIES or not key or not value:
+            parser.error(f"--set {item}: expected STRATEGY.KEY=VALUE with STRATEGY one of {list(STRATEGIES)}")
+        try:
+            overrides.setdefault(name, {})[key] = json.loads(value)
+        except ValueError:
+            parser.error(f"--set {item}: {value!r} is not a JSON value")
+    return overrides
+
+
 def merge(paths: list[str], out: str | None) -> None:
     import json
 
     runs = [json.loads(open(p).read()) for p in paths]
-    same = {k: {json.dumps(r["args"][k]) for r in runs} for k in ("split", "seeds", "budgets", "weak_init")}
+    same = {k: {json.dumps(r["args"].get(k, 0)) for r in runs}
+            for k in ("split", "seeds", "first_seed", "budgets", "weak_init")}
     if any(len(v) > 1 for v in same.values()):
         raise SystemExit(f"--merge: the runs differ in {[k for k, v in same.items() if len(v) > 1]}; {paths}")
     budgets = runs[0]["args"]["budgets"]

@@ -110,3 +110,38 @@ def test_reconstruct_priors_are_deterministic_table_cells(archgpt_dir, opslot_di
     journal_b, _ = search("ga-gpt", table, 5, tmp_path / "b", **settings)
     assert journal_a == journal_b and strategy.regenerated > 0
     assert strategy.settings()["reconstruct"] == mode
+
+
+@needs_table
+def test_online_adaptation_refits_the_gpt_and_resumes_to_the_same_search(opslot_dir, table, tmp_path):
+    """online_steps: the op-slot GPT is fine-tuned on the search's best before each offspring generation;
+    a search stopped inside a later generation and resumed from its journal equals the uninterrupted one."""
+    import torch
+
+    from lmnas.errors import LmnasError
+
+    evaluator, keys = table
+    table = (evaluator, evaluator.keys(create_space("nas-bench-101")))  # all 292 cells: room for choices to differ
+    settings = {"archgpt_dir": opslot_dir, "mask_rate": 0.8, "reconstruct": "op-slot", "bucket": 3,
+                "temperature": 0.0, "reconstruct_initial": True, "online_steps": 10, "online_top": 3, "online_lr": 0.05}
+    whole, strategy = search("ga-gpt", table, 4, tmp_path / "whole", **settings)
+    loaded = create_strategy("ga-gpt", space=strategy.space, seed=4, **GA, **settings).predictor
+    moved = [(a - b).abs().max().item() for a, b in zip(strategy.predictor.parameters(), loaded.parameters())]
+    assert max(moved) > 1e-4  # the GPT was fitted (and by the strategy's own copy only)
+    assert strategy.settings()["online_steps"] == 10 and len(whole) > GA["population"] + 4
+    plain, _ = search("ga-gpt", table, 4, tmp_path / "plain", **{**settings, "online_steps": 0})
+    assert plain != whole  # the refits changed what was proposed
+
+    keys = table[1]
+    for stop in (GA["population"] + 2, len(whole) - 1):  # inside generation 1, one short of the end
+        space = create_space("nas-bench-101", candidates=keys)
+        journal = tmp_path / f"killed{stop}" / "journal.jsonl"
+        first = create_strategy("ga-gpt", space=space, seed=4, **GA, **settings)
+        run_search(space, first, evaluator, journal, Budget(stop), seed=4, progress=False)
+        torch.manual_seed(123)  # another global RNG state after the "restart"
+        again = create_strategy("ga-gpt", space=space, seed=4, **GA, **settings)
+        rows = run_search(space, again, evaluator, journal, Budget(100), seed=4, progress=False).journal.rows
+        assert [(r["key"], r["metrics"]["accuracy"]) for r in rows] == whole, stop
+    with pytest.raises(LmnasError, match="online_steps is for reconstruct 'op-slot'"):
+        create_strategy("ga-gpt", space=strategy.space, seed=4, archgpt_dir=opslot_dir, reconstruct="uniform",
+                        online_steps=3)

@@ -83,17 +83,34 @@ def train_opslot(
         raise LmnasError(f"train_opslot: {len(buckets)} buckets for {len(cells)} cells")
     torch.manual_seed(seed)
     model = build_opslot_model(cfg)
+    return fit_opslot(model, cells, buckets, steps=steps, batch_size=batch_size, lr=lr, seed=seed)
+
+
+def fit_opslot(
+    model: GPT2LMHeadModel,
+    cells: Sequence[CellSpec],
+    buckets: Sequence[int] | None = None,
+    *,
+    steps: int,
+    batch_size: int,
+    lr: float,
+    seed: int,
+) -> GPT2LMHeadModel:
+    """`steps` Adam steps of next-token loss on `cells` (batches drawn with replacement), in place.
+    Deterministic for a seed: batches from their own generator, dropout under a forked global RNG."""
     x, mask = _batch([encode_cell(c, None if buckets is None else buckets[i]) for i, c in enumerate(cells)])
     labels = x.masked_fill(mask == 0, -100)
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
-    model.train()
-    for _ in range(steps):
-        idx = torch.randint(len(x), (min(batch_size, len(x)),), generator=gen)
-        loss = model(input_ids=x[idx], attention_mask=mask[idx], labels=labels[idx]).loss
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model.train()
+        for _ in range(steps):
+            idx = torch.randint(len(x), (min(batch_size, len(x)),), generator=gen)
+            loss = model(input_ids=x[idx], attention_mask=mask[idx], labels=labels[idx]).loss
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
     return model.eval()
 
 

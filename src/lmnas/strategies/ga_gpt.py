@@ -28,6 +28,13 @@ slots, with the quality bucket `bucket` as prefix; greedy at temperature 0, top-
 table has no such cell the child is kept, repaired as a mutation child is). `archgpt_dir` is the
 op-slot GPT's save_pretrained folder for "op-slot", unused by "uniform"/"fixed-op".
 
+Online adaptation (`online_steps` > 0, op-slot only; beyond the paper, issue 18): before each
+offspring generation the op-slot GPT is fine-tuned for `online_steps` Adam steps (lr `online_lr`) on
+the `online_top` best cells measured so far (the surviving population's head), each with the
+`bucket` prefix the reconstructions are generated in, so "the top bucket" comes to mean this
+search's best, not only the pre-training table's. The seed is (seed, generation): replaying the
+same results (resume) refits the same model.
+
 Lineage (for weight inheritance, `Strategy.lineage`; gptnas-blocks only): every offspring
 names its parent, the genotype it was derived from. GA.offspring draws two tournament winners, recombines and
 mutates them, then hands each child to `regenerate`; the parent of a child is whichever of
@@ -144,12 +151,20 @@ class GAWithGPT(GeneticAlgorithm):
         fixed_op: str = CONV3X3,
         bucket: int | None = None,
         top_k: int = 0,
+        online_steps: int = 0,
+        online_top: int = 10,
+        online_lr: float = 1e-3,
         **ga_settings: Any,
     ) -> None:
         if reconstruct not in RECONSTRUCTORS:
             raise LmnasError(f"strategy ga-gpt: reconstruct {reconstruct!r}; expected one of {list(RECONSTRUCTORS)}")
         if reconstruct != "gpt" and space.regenerates != REGENERATES_VERTEX_OPS:
             raise LmnasError(f"strategy ga-gpt: reconstruct {reconstruct!r} is for nas-bench-101 only")
+        if online_steps and reconstruct != "op-slot":
+            raise LmnasError(f"strategy ga-gpt: online_steps is for reconstruct 'op-slot', not {reconstruct!r}")
+        if online_steps < 0 or online_top < 1 or online_lr <= 0:
+            raise LmnasError(f"strategy ga-gpt: online_steps >= 0, online_top >= 1 and online_lr > 0; got "
+                             f"{online_steps}, {online_top}, {online_lr}")
         if fixed_op not in AVAILABLE_OPS:
             raise LmnasError(f"strategy ga-gpt: fixed_op {fixed_op!r}; expected one of {list(AVAILABLE_OPS)}")
         if reconstruct == "gpt":
@@ -166,6 +181,7 @@ class GAWithGPT(GeneticAlgorithm):
         self.fixed_op = fixed_op
         self.bucket = bucket
         self.top_k = int(top_k)
+        self.online = {"steps": int(online_steps), "top": int(online_top), "lr": float(online_lr)}
         self.off_table = 0  # op-slot reconstructions with no table cell to go to
         super().__init__(space, seed, **ga_settings)
         self.archgpt_dir = Path(archgpt_dir)
@@ -182,7 +198,18 @@ class GAWithGPT(GeneticAlgorithm):
 
     def ask(self) -> list[Genotype]:
         self.lineages = {}
+        if self.online["steps"] and 1 <= self.generation <= self.generations and not self.pending:
+            self.adapt()
         return super().ask()
+
+    def adapt(self) -> None:
+        """Fine-tune the op-slot GPT on the best cells measured so far (see module doc)."""
+        from lmnas.archgpt.slot_scoring import fit_opslot
+
+        best = [genotype for genotype, _ in self.population[: self.online["top"]]]
+        buckets = None if self.bucket is None else [self.bucket] * len(best)
+        fit_opslot(self.predictor, best, buckets, steps=self.online["steps"], batch_size=len(best),
+                   lr=self.online["lr"], seed=self.seed * 1000 + self.generation)
 
     def initial(self) -> list[Genotype]:
         """Generation 0: random architectures, reconstructed by the GPT when `reconstruct_initial`."""
@@ -301,4 +328,6 @@ class GAWithGPT(GeneticAlgorithm):
             # Only when not the paper's GPT, so earlier runs keep their fingerprint.
             **({"reconstruct": self.reconstruct_mode, "fixed_op": self.fixed_op, "bucket": self.bucket,
                 "top_k": self.top_k} if self.reconstruct_mode != "gpt" else {}),
+            # Only when on, so earlier op-slot runs keep their fingerprint.
+            **({f"online_{k}": v for k, v in self.online.items()} if self.online["steps"] else {}),
         }
